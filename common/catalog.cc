@@ -1,0 +1,168 @@
+#include "common/catalog.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/quote.h"
+#include "backfill_common_sql.h"
+
+namespace backfill {
+
+std::string Hypertable::QualifiedName() const { return QuoteQualified(schema, name); }
+std::string Chunk::QualifiedName() const { return QuoteQualified(schema, name); }
+
+absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text) {
+  absl::string_view numeric = text.substr(0, text.find_first_of("-+ "));
+  std::vector<absl::string_view> parts = absl::StrSplit(numeric, '.');
+  TimescaleVersion version;
+  version.text = std::string(text);
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &version.major) ||
+      !absl::SimpleAtoi(parts[1], &version.minor) ||
+      (parts.size() > 2 && !absl::SimpleAtoi(parts[2], &version.patch))) {
+    return absl::InvalidArgumentError(absl::StrCat("unrecognised TimescaleDB version '", text, "'"));
+  }
+  return version;
+}
+
+absl::StatusOr<Catalog> Catalog::Load(pg::Connection& conn) {
+  absl::StatusOr<pg::Result> rows = conn.Exec(sql::kExtensionVersion);
+  if (!rows.ok()) return rows.status();
+  if (rows->rows() == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the ", conn.role(), " database does not have the timescaledb extension\n",
+                     "hint: run CREATE EXTENSION timescaledb in the ", conn.role(),
+                     " database, or check the connection string points at the right database"));
+  }
+  absl::StatusOr<TimescaleVersion> version = ParseTimescaleVersion(rows->Get(0, 0));
+  if (!version.ok()) return version.status();
+  if (!version->AtLeast(2, 22) || version->AtLeast(2, 29)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the ", conn.role(), " database runs TimescaleDB ", version->text,
+        ", which this tool does not support (supported: ", kSupportedTimescaleRange, ")"));
+  }
+  return Catalog(&conn, *version);
+}
+
+absl::StatusOr<std::vector<Hypertable>> Catalog::ListHypertables(absl::string_view filter) {
+  pg::Param param;
+  if (!filter.empty()) param = std::string(filter);
+  absl::StatusOr<pg::Result> rows = conn_->Exec(sql::kListHypertables, {param});
+  if (!rows.ok()) {
+    if (pg::SqlState(rows.status()) == "2201B") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--filter '", filter, "' is not a valid regular expression: ",
+                       rows.status().message()));
+    }
+    return rows.status();
+  }
+  std::vector<Hypertable> out;
+  out.reserve(rows->rows());
+  for (int i = 0; i < rows->rows(); ++i) {
+    Hypertable h;
+    h.id = static_cast<int32_t>(rows->GetInt(i, 0));
+    h.schema = rows->Get(i, 1);
+    h.name = rows->Get(i, 2);
+    h.time_dimension_id = static_cast<int32_t>(rows->GetInt(i, 3));
+    h.time_column = rows->Get(i, 4);
+    h.time_type = rows->Get(i, 5);
+    h.cagg_view = rows->Get(i, 6);
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Chunk>> Catalog::ListChunks(const Hypertable& hypertable,
+                                                       int64_t until) {
+  // chunk.dropped exists until 2.25 and was removed in 2.26.
+  absl::string_view query =
+      version_.AtLeast(2, 26) ? sql::kListChunks : sql::kListChunksWithDropped;
+  absl::StatusOr<pg::Result> rows =
+      conn_->Exec(query, {absl::StrCat(hypertable.id), absl::StrCat(hypertable.time_dimension_id),
+                          absl::StrCat(until)});
+  if (!rows.ok()) return rows.status();
+  std::vector<Chunk> out;
+  out.reserve(rows->rows());
+  for (int i = 0; i < rows->rows(); ++i) {
+    Chunk c;
+    c.id = static_cast<int32_t>(rows->GetInt(i, 0));
+    c.schema = rows->Get(i, 1);
+    c.name = rows->Get(i, 2);
+    c.compressed = rows->GetBool(i, 3);
+    c.time_start = rows->GetInt(i, 4);
+    c.time_end = rows->GetInt(i, 5);
+    c.slices = rows->Get(i, 6);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
+                                               absl::string_view until) {
+  static constexpr absl::string_view kTypes[] = {
+      "timestamp with time zone", "timestamp without time zone", "date", "smallint", "integer",
+      "bigint"};
+  bool known = false;
+  for (absl::string_view t : kTypes) known = known || t == hypertable.time_type;
+  if (!known) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot stage ", hypertable.QualifiedName(), ": its time column ",
+        QuoteIdent(hypertable.time_column), " has type ", hypertable.time_type,
+        ", which --until does not support"));
+  }
+  absl::StatusOr<pg::Result> rows =
+      conn_->Exec(sql::kParseUntil, {std::string(until), hypertable.time_type});
+  if (!rows.ok()) {
+    std::optional<std::string> state = pg::SqlState(rows.status());
+    if (state.has_value() && state->substr(0, 2) == "22") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot stage ", hypertable.QualifiedName(), ": --until '", until,
+          "' is not a valid ", hypertable.time_type, " for column ",
+          QuoteIdent(hypertable.time_column)));
+    }
+    return rows.status();
+  }
+  if (rows->IsNull(0, 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot stage ", hypertable.QualifiedName(),
+                                                   ": --until '", until, "' has no value"));
+  }
+  return UntilValue{rows->GetInt(0, 0), rows->Get(0, 1)};
+}
+
+absl::StatusOr<std::optional<int32_t>> Catalog::FindHypertable(absl::string_view schema,
+                                                               absl::string_view name) {
+  absl::StatusOr<pg::Result> rows =
+      conn_->Exec(sql::kFindHypertable, {std::string(schema), std::string(name)});
+  if (!rows.ok()) return rows.status();
+  if (rows->rows() == 0) return std::optional<int32_t>();
+  return std::optional<int32_t>(static_cast<int32_t>(rows->GetInt(0, 0)));
+}
+
+absl::StatusOr<CreatedChunk> Catalog::CreateChunk(absl::string_view hypertable_schema,
+                                                  absl::string_view hypertable_name,
+                                                  absl::string_view slices) {
+  absl::StatusOr<pg::Result> rows = conn_->Exec(
+      sql::kCreateChunk,
+      {QuoteQualified(hypertable_schema, hypertable_name), std::string(slices)});
+  if (!rows.ok()) return rows.status();
+  return CreatedChunk{rows->Get(0, 0), rows->Get(0, 1), rows->GetBool(0, 2)};
+}
+
+absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
+                                                absl::string_view qualified_table) {
+  absl::StatusOr<pg::Result> rows = conn.Exec(sql::kListColumns, {std::string(qualified_table)});
+  if (!rows.ok()) return rows.status();
+  std::vector<Column> out;
+  out.reserve(rows->rows());
+  for (int i = 0; i < rows->rows(); ++i) {
+    out.push_back(Column{rows->Get(i, 0), rows->Get(i, 1), rows->GetBool(i, 2)});
+  }
+  return out;
+}
+
+absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name) {
+  absl::StatusOr<pg::Result> rows = conn.Exec(sql::kRelationExists, {std::string(qualified_name)});
+  if (!rows.ok()) return rows.status();
+  return rows->GetBool(0, 0);
+}
+
+}  // namespace backfill

@@ -1,0 +1,117 @@
+// Typed reads and writes of TimescaleDB's catalog, for the versions we support. Version
+// differences are decided here, once, from the extension version read at Load().
+//
+// A Catalog borrows its connection: the connection must outlive it. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/pg.h"
+
+namespace backfill {
+
+struct TimescaleVersion {
+  int major = 0;
+  int minor = 0;
+  int patch = 0;
+  std::string text;
+
+  bool AtLeast(int want_major, int want_minor) const {
+    return major > want_major || (major == want_major && minor >= want_minor);
+  }
+};
+
+// The oldest and newest TimescaleDB minor versions this tool was built and tested against.
+inline constexpr char kSupportedTimescaleRange[] = "2.22 to 2.28";
+
+struct Hypertable {
+  int32_t id = 0;
+  std::string schema;
+  std::string name;
+  int32_t time_dimension_id = 0;
+  std::string time_column;
+  std::string time_type;  // regtype as text, e.g. "timestamp with time zone"
+  std::string cagg_view;  // quoted "schema"."view" when this materializes a continuous aggregate
+
+  std::string QualifiedName() const;
+};
+
+struct Chunk {
+  int32_t id = 0;
+  std::string schema;
+  std::string name;
+  bool compressed = false;
+  int64_t time_start = 0;  // internal units, inclusive
+  int64_t time_end = 0;    // internal units, exclusive
+  std::string slices;      // JSON object {"column": [start, end], ...} for create_chunk
+
+  std::string QualifiedName() const;
+};
+
+// An --until value parsed for one time column type.
+struct UntilValue {
+  int64_t internal = 0;  // TimescaleDB internal units (µs since epoch, or the integer)
+  std::string literal;   // canonical text, safe to cast back to the column type
+};
+
+struct Column {
+  std::string name;
+  std::string type;  // format_type(), typmod included
+  bool binary_io = true;
+};
+
+struct CreatedChunk {
+  std::string schema;
+  std::string name;
+  bool created = false;
+};
+
+class Catalog {
+ public:
+  // Reads the TimescaleDB version; FailedPrecondition naming `conn.role()` when the extension
+  // is missing, or when its version is outside kSupportedTimescaleRange.
+  static absl::StatusOr<Catalog> Load(pg::Connection& conn);
+
+  const TimescaleVersion& version() const { return version_; }
+
+  // Hypertables (and continuous-aggregate materializations) whose name or view name matches
+  // `filter` (a POSIX regular expression), or all of them when it is empty.
+  absl::StatusOr<std::vector<Hypertable>> ListHypertables(absl::string_view filter);
+
+  // Live chunks of `hypertable` with any time below `until`, oldest first.
+  absl::StatusOr<std::vector<Chunk>> ListChunks(const Hypertable& hypertable, int64_t until);
+
+  // Parses `until` for the hypertable's time column type. InvalidArgument names the
+  // hypertable, the column and the type when the value does not parse or does not fit.
+  absl::StatusOr<UntilValue> ParseUntil(const Hypertable& hypertable, absl::string_view until);
+
+  absl::StatusOr<std::optional<int32_t>> FindHypertable(absl::string_view schema,
+                                                        absl::string_view name);
+
+  // Creates (or finds) the chunk of `hypertable` with exactly these slices.
+  absl::StatusOr<CreatedChunk> CreateChunk(absl::string_view hypertable_schema,
+                                           absl::string_view hypertable_name,
+                                           absl::string_view slices);
+
+ private:
+  Catalog(pg::Connection* conn, TimescaleVersion version) : conn_(conn), version_(version) {}
+
+  pg::Connection* conn_;
+  TimescaleVersion version_;
+};
+
+// Columns of any table, in physical order, dropped ones left out.
+absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
+                                                absl::string_view qualified_table);
+
+absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name);
+
+// Parses "2.22.1" (and "2.28.0-dev"); InvalidArgument otherwise.
+absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text);
+
+}  // namespace backfill

@@ -1,0 +1,14 @@
+#include "common/logging.h"
+
+#include <glog/logging.h>
+
+namespace backfill {
+
+void InitLogging(const char* program, int verbosity) {
+  FLAGS_logtostderr = true;
+  FLAGS_minloglevel = verbosity > 0 ? google::GLOG_INFO : google::GLOG_WARNING;
+  FLAGS_v = verbosity > 1 ? verbosity - 1 : 0;
+  google::InitGoogleLogging(program);
+}
+
+}  // namespace backfill

@@ -1,0 +1,316 @@
+#include "common/pg.h"
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace backfill::pg {
+namespace {
+
+constexpr char kSqlStatePayload[] = "backfill/sqlstate";
+
+absl::StatusCode CodeForSqlState(absl::string_view state) {
+  if (absl::StartsWith(state, "08")) return absl::StatusCode::kUnavailable;
+  if (state == "57P01" || state == "57P02" || state == "57P03") {
+    return absl::StatusCode::kUnavailable;
+  }
+  if (state == "40001" || state == "40P01") return absl::StatusCode::kAborted;
+  if (state == "55P03") return absl::StatusCode::kAborted;  // lock_not_available
+  if (state == "57014") return absl::StatusCode::kCancelled;
+  if (state == "42501") return absl::StatusCode::kPermissionDenied;
+  if (state == "42P01" || state == "42883" || state == "3F000" || state == "3D000") {
+    return absl::StatusCode::kNotFound;
+  }
+  if (absl::StartsWith(state, "22")) return absl::StatusCode::kInvalidArgument;
+  if (absl::StartsWith(state, "53")) return absl::StatusCode::kResourceExhausted;
+  return absl::StatusCode::kFailedPrecondition;
+}
+
+// libpq messages end with a newline and may carry a second, indented line; keep the first.
+std::string FirstLine(const char* message) {
+  if (message == nullptr) return "unknown error";
+  absl::string_view text(message);
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipWhitespace());
+  if (lines.empty()) return "unknown error";
+  return std::string(lines.front());
+}
+
+}  // namespace
+
+std::optional<std::string> SqlState(const absl::Status& status) {
+  auto payload = status.GetPayload(kSqlStatePayload);
+  if (!payload.has_value()) return std::nullopt;
+  return std::string(*payload);
+}
+
+bool IsRetryable(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result::Result(pg_result* result) : result_(result) {}
+
+void Result::Deleter::operator()(pg_result* r) const { PQclear(r); }
+
+int Result::rows() const { return result_ ? PQntuples(result_.get()) : 0; }
+int Result::columns() const { return result_ ? PQnfields(result_.get()) : 0; }
+
+bool Result::IsNull(int row, int column) const {
+  return PQgetisnull(result_.get(), row, column) != 0;
+}
+
+std::string Result::Get(int row, int column) const {
+  if (IsNull(row, column)) return "";
+  return std::string(PQgetvalue(result_.get(), row, column),
+                     PQgetlength(result_.get(), row, column));
+}
+
+int64_t Result::GetInt(int row, int column) const {
+  int64_t value = 0;
+  if (IsNull(row, column)) return 0;
+  (void)absl::SimpleAtoi(PQgetvalue(result_.get(), row, column), &value);
+  return value;
+}
+
+bool Result::GetBool(int row, int column) const {
+  return !IsNull(row, column) && PQgetvalue(result_.get(), row, column)[0] == 't';
+}
+
+int64_t Result::affected_rows() const {
+  int64_t value = 0;
+  if (result_) (void)absl::SimpleAtoi(PQcmdTuples(result_.get()), &value);
+  return value;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view conninfo,
+                                                            absl::string_view application_name,
+                                                            absl::string_view role) {
+  if (absl::Status valid = ValidateConninfo(conninfo, role); !valid.ok()) return valid;
+  std::string dsn(conninfo);
+  std::string app(application_name);
+  // With expand_dbname, `dbname` is expanded from the whole string and the keywords after it
+  // override what it says: the session is always named after the process that opened it.
+  const char* keywords[] = {"dbname", "application_name", "connect_timeout", nullptr};
+  const char* values[] = {dsn.c_str(), app.c_str(), "10", nullptr};
+  // An explicit connect_timeout in the string or environment wins over our default.
+  if (absl::StrContains(dsn, "connect_timeout") || std::getenv("PGCONNECT_TIMEOUT") != nullptr) {
+    keywords[2] = nullptr;
+  }
+  pg_conn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (conn == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot connect to ", role, " database: out of memory"));
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    absl::Status status = absl::UnavailableError(absl::StrCat(
+        "cannot connect to ", role, " database (", DescribeConninfo(conninfo),
+        "): ", FirstLine(PQerrorMessage(conn))));
+    PQfinish(conn);
+    return status;
+  }
+  std::unique_ptr<Connection> connection(new Connection(conn, std::string(role)));
+  absl::Status pinned = connection->ExecScript(
+      "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';"
+      "SET standard_conforming_strings = on; SET search_path = '';");
+  if (!pinned.ok()) return pinned;
+  return connection;
+}
+
+Connection::Connection(pg_conn* conn, std::string role)
+    : conn_(conn), cancel_(PQgetCancel(conn)), role_(std::move(role)) {}
+
+Connection::~Connection() {
+  if (cancel_ != nullptr) PQfreeCancel(cancel_);
+  PQfinish(conn_);
+}
+
+bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+int Connection::backend_pid() const { return PQbackendPID(conn_); }
+
+void Connection::Cancel() {
+  char error[256];
+  if (cancel_ != nullptr) (void)PQcancel(cancel_, error, sizeof(error));
+}
+
+absl::Status Connection::ErrorFromResult(pg_result* result) const {
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  if (state == nullptr) {
+    // No SQLSTATE: the failure happened on the client side, usually a lost connection.
+    return ErrorFromConnection("query failed");
+  }
+  std::string message = absl::StrCat(role_, ": ", primary != nullptr ? primary : "error");
+  absl::Status status(CodeForSqlState(state), message);
+  status.SetPayload(kSqlStatePayload, absl::Cord(state));
+  return status;
+}
+
+absl::Status Connection::ErrorFromConnection(absl::string_view what) const {
+  absl::StatusCode code = ok() ? absl::StatusCode::kInternal : absl::StatusCode::kUnavailable;
+  return absl::Status(code, absl::StrCat(role_, ": ", what, ": ",
+                                         FirstLine(PQerrorMessage(conn_))));
+}
+
+absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const std::vector<Param>& params) {
+  std::string statement(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  pg_result* raw = PQexecParams(conn_, statement.c_str(), static_cast<int>(values.size()),
+                                nullptr, values.data(), nullptr, nullptr, 0);
+  Result result(raw);
+  if (raw == nullptr) return ErrorFromConnection("query failed");
+  ExecStatusType status = PQresultStatus(raw);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return ErrorFromResult(raw);
+  return result;
+}
+
+absl::Status Connection::ExecScript(absl::string_view sql) {
+  std::string script(sql);
+  if (PQsendQuery(conn_, script.c_str()) == 0) return ErrorFromConnection("query failed");
+  absl::Status first_error;
+  // Drain every result so the connection is ready for the next statement.
+  while (pg_result* raw = PQgetResult(conn_)) {
+    Result result(raw);
+    ExecStatusType status = PQresultStatus(raw);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && first_error.ok()) {
+      first_error = ErrorFromResult(raw);
+    }
+  }
+  if (first_error.ok() && !ok()) return ErrorFromConnection("query failed");
+  return first_error;
+}
+
+absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_view copy_out_sql,
+                                               absl::string_view copy_in_sql) {
+  // Start the receiving side first: if the target refuses, nothing was read from the source.
+  std::string in_sql(copy_in_sql);
+  {
+    pg_result* raw = PQexec(conn_, in_sql.c_str());
+    Result result(raw);
+    if (raw == nullptr) return ErrorFromConnection("COPY failed");
+    if (PQresultStatus(raw) != PGRES_COPY_IN) return ErrorFromResult(raw);
+  }
+  auto abort_in = [this](const char* why) {
+    (void)PQputCopyEnd(conn_, why);
+    while (pg_result* raw = PQgetResult(conn_)) PQclear(raw);
+  };
+  std::string out_sql(copy_out_sql);
+  {
+    pg_result* raw = PQexec(source.conn_, out_sql.c_str());
+    Result result(raw);
+    if (raw == nullptr || PQresultStatus(raw) != PGRES_COPY_OUT) {
+      absl::Status status = raw == nullptr ? source.ErrorFromConnection("COPY failed")
+                                           : source.ErrorFromResult(raw);
+      abort_in("source COPY failed");
+      return status;
+    }
+  }
+  CopyStats stats;
+  absl::Status relay_error;
+  for (;;) {
+    char* buffer = nullptr;
+    int n = PQgetCopyData(source.conn_, &buffer, /*async=*/0);
+    if (n == -1) break;  // COPY OUT done; the final result follows.
+    if (n < 0) {
+      relay_error = source.ErrorFromConnection("COPY failed");
+      break;
+    }
+    stats.bytes += n;
+    int put = PQputCopyData(conn_, buffer, n);
+    PQfreemem(buffer);
+    if (put != 1) {
+      relay_error = ErrorFromConnection("COPY failed");
+      break;
+    }
+  }
+  // Collect the source's final result (its error, if the COPY OUT failed mid-stream).
+  absl::Status source_error;
+  while (pg_result* raw = PQgetResult(source.conn_)) {
+    Result result(raw);
+    if (PQresultStatus(raw) != PGRES_COMMAND_OK && source_error.ok()) {
+      source_error = source.ErrorFromResult(raw);
+    }
+  }
+  if (!relay_error.ok() || !source_error.ok()) {
+    abort_in("source COPY failed");
+    return !source_error.ok() ? source_error : relay_error;
+  }
+  if (PQputCopyEnd(conn_, nullptr) != 1) return ErrorFromConnection("COPY failed");
+  absl::Status target_error;
+  while (pg_result* raw = PQgetResult(conn_)) {
+    Result result(raw);
+    if (PQresultStatus(raw) == PGRES_COMMAND_OK) {
+      stats.rows = result.affected_rows();
+    } else if (target_error.ok()) {
+      target_error = ErrorFromResult(raw);
+    }
+  }
+  if (!target_error.ok()) return target_error;
+  return stats;
+}
+
+absl::Status ValidateConninfo(absl::string_view conninfo, absl::string_view role) {
+  std::string dsn(conninfo);
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (options == nullptr) {
+    std::string why = error != nullptr ? FirstLine(error) : "out of memory";
+    if (error != nullptr) PQfreemem(error);
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ", role, " connection string: ", why));
+  }
+  PQconninfoFree(options);
+  return absl::OkStatus();
+}
+
+std::string DescribeConninfo(absl::string_view conninfo) {
+  std::string dsn(conninfo);
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), nullptr);
+  if (options == nullptr) return "unparseable connection string";
+  std::string host, port, dbname, user;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    absl::string_view key(o->keyword);
+    if (key == "host" || key == "hostaddr") {
+      if (host.empty()) host = o->val;
+    } else if (key == "port") {
+      port = o->val;
+    } else if (key == "dbname") {
+      dbname = o->val;
+    } else if (key == "user") {
+      user = o->val;
+    }
+  }
+  PQconninfoFree(options);
+  // Fall back to what libpq would use from the environment.
+  auto env_or = [](std::string value, const char* var) {
+    if (value.empty() && std::getenv(var) != nullptr) value = std::getenv(var);
+    return value;
+  };
+  host = env_or(host, "PGHOST");
+  port = env_or(port, "PGPORT");
+  dbname = env_or(dbname, "PGDATABASE");
+  user = env_or(user, "PGUSER");
+  std::string out = absl::StrCat("host=", host.empty() ? "default" : host);
+  if (!port.empty()) absl::StrAppend(&out, " port=", port);
+  if (!dbname.empty()) absl::StrAppend(&out, " dbname=", dbname);
+  if (!user.empty()) absl::StrAppend(&out, " user=", user);
+  return out;
+}
+
+}  // namespace backfill::pg

@@ -1,0 +1,114 @@
+// A thin, typed layer over libpq: connections with pinned session settings, parameterised
+// statements, and raw COPY streaming between two connections.
+//
+// libpq is used directly (not libpqxx) because the copy hot path relays CopyData messages
+// from one connection to another inside the same target transaction that fences and
+// completes the task; libpqxx 6.4 (Debian bookworm) cannot hand out its PGconn for that.
+//
+// Thread-safety: a Connection is used by one thread at a time. Cancel() is the exception: it
+// may be called from any thread while another thread runs a statement.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct pg_conn;
+struct pg_result;
+struct pg_cancel;
+
+namespace backfill::pg {
+
+// The SQLSTATE a failed statement reported, when the status came from the server.
+std::optional<std::string> SqlState(const absl::Status& status);
+
+// Whether retrying the same work later may succeed (lost connections, serialization
+// failures, deadlocks, admin shutdown). Decided by SQLSTATE and status code, never by text.
+bool IsRetryable(const absl::Status& status);
+
+using Param = std::optional<std::string>;
+
+// The rows of one statement, as text. Cheap to move; owns the PGresult.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(pg_result* result);
+
+  int rows() const;
+  int columns() const;
+  bool IsNull(int row, int column) const;
+  std::string Get(int row, int column) const;  // "" for NULL
+  int64_t GetInt(int row, int column) const;   // 0 for NULL
+  bool GetBool(int row, int column) const;     // false for NULL
+  // Rows affected by INSERT/UPDATE/DELETE/COPY.
+  int64_t affected_rows() const;
+
+ private:
+  struct Deleter {
+    void operator()(pg_result* r) const;
+  };
+  std::unique_ptr<pg_result, Deleter> result_;
+};
+
+// What a COPY relay moved.
+struct CopyStats {
+  int64_t rows = 0;
+  int64_t bytes = 0;
+};
+
+class Connection {
+ public:
+  // Opens a connection from a libpq key/value string or URI (PG* environment variables fill
+  // what it leaves out) and pins the session: TimeZone UTC, DateStyle ISO, an empty
+  // search_path, standard_conforming_strings on, and `application_name`. `role` ("source",
+  // "target") names the database in error messages, which never contain the password.
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(absl::string_view conninfo,
+                                                         absl::string_view application_name,
+                                                         absl::string_view role);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // One statement through the extended protocol with text parameters ($1, $2, ...).
+  absl::StatusOr<Result> Exec(absl::string_view sql, const std::vector<Param>& params = {});
+  // One or more statements through the simple protocol; no parameters.
+  absl::Status ExecScript(absl::string_view sql);
+
+  // Runs `copy_out_sql` (COPY ... TO STDOUT) on `source` and `copy_in_sql`
+  // (COPY ... FROM STDIN) on this connection, relaying the raw CopyData bytes without
+  // decoding them. On error both COPYs are ended and the status says which side failed.
+  absl::StatusOr<CopyStats> CopyFrom(Connection& source, absl::string_view copy_out_sql,
+                                     absl::string_view copy_in_sql);
+
+  // Asks the server to cancel the statement in progress. Safe from any thread.
+  void Cancel();
+
+  // False once the connection is broken; such a connection must be replaced.
+  bool ok() const;
+  const std::string& role() const { return role_; }
+  int backend_pid() const;
+
+ private:
+  Connection(pg_conn* conn, std::string role);
+  absl::Status ErrorFromResult(pg_result* result) const;
+  absl::Status ErrorFromConnection(absl::string_view what) const;
+
+  pg_conn* conn_;
+  pg_cancel* cancel_;
+  std::string role_;
+};
+
+// Validates a connection string without connecting; the error names `role` and why.
+absl::Status ValidateConninfo(absl::string_view conninfo, absl::string_view role);
+
+// A printable description of a connection string (host, port, database, user), never the
+// password. For logs and messages.
+std::string DescribeConninfo(absl::string_view conninfo);
+
+}  // namespace backfill::pg

@@ -1,0 +1,30 @@
+#include "common/quote.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace backfill {
+namespace {
+
+std::string Quote(absl::string_view text, char quote) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out.push_back(quote);
+  for (char c : text) {
+    if (c == quote) out.push_back(quote);
+    out.push_back(c);
+  }
+  out.push_back(quote);
+  return out;
+}
+
+}  // namespace
+
+std::string QuoteIdent(absl::string_view name) { return Quote(name, '"'); }
+
+std::string QuoteQualified(absl::string_view schema, absl::string_view name) {
+  return absl::StrCat(QuoteIdent(schema), ".", QuoteIdent(name));
+}
+
+std::string QuoteLiteral(absl::string_view text) { return Quote(text, '\''); }
+
+}  // namespace backfill

@@ -1,0 +1,20 @@
+// SQL quoting for identifiers and literals that must appear in statement text (COPY cannot
+// take parameters). Everything else reaches SQL as a parameter.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+namespace backfill {
+
+// "name" with embedded double quotes doubled; always quoted, so any name is safe.
+std::string QuoteIdent(absl::string_view name);
+
+// "schema"."name".
+std::string QuoteQualified(absl::string_view schema, absl::string_view name);
+
+// 'text' with embedded single quotes doubled. Requires standard_conforming_strings = on,
+// which every Connection pins. Rejects nothing: NUL bytes cannot occur in PostgreSQL text.
+std::string QuoteLiteral(absl::string_view text);
+
+}  // namespace backfill

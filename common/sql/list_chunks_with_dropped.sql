@@ -1,0 +1,23 @@
+-- $1 hypertable id (int), $2 time dimension id (int), $3 until in internal units (bigint)
+-- TimescaleDB before 2.26, where chunk.dropped marks chunks whose table is gone.
+-- Chunks with any time below $3, oldest first.
+SELECT c.id,
+       c.schema_name,
+       c.table_name,
+       (c.status & 1) = 1 AS compressed,
+       ts.range_start,
+       ts.range_end,
+       (SELECT jsonb_object_agg(d.column_name, jsonb_build_array(s.range_start, s.range_end))
+        FROM _timescaledb_catalog.chunk_constraint cc2
+        JOIN _timescaledb_catalog.dimension_slice s ON s.id = cc2.dimension_slice_id
+        JOIN _timescaledb_catalog.dimension d ON d.id = s.dimension_id
+        WHERE cc2.chunk_id = c.id)::text AS slices
+FROM _timescaledb_catalog.chunk c
+JOIN _timescaledb_catalog.chunk_constraint cc ON cc.chunk_id = c.id
+JOIN _timescaledb_catalog.dimension_slice ts
+  ON ts.id = cc.dimension_slice_id AND ts.dimension_id = $2::int
+WHERE c.hypertable_id = $1::int
+  AND NOT c.osm_chunk
+  AND NOT c.dropped
+  AND ts.range_start < $3::bigint
+ORDER BY ts.range_start, c.id

@@ -1,0 +1,289 @@
+#include "coordinator/coordinator.h"
+
+#include <glog/logging.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "backfill_coordinator_sql.h"
+#include "common/catalog.h"
+#include "common/quote.h"
+#include "coordinator/stager.h"
+#include "coordinator/verifier.h"
+
+namespace backfill {
+
+Coordinator::Coordinator(CoordinatorOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<pg::Connection>> Coordinator::Open(const std::string& conninfo,
+                                                                  const std::string& role) const {
+  return pg::Connection::Open(conninfo, options_.application_name, role);
+}
+
+std::shared_ptr<ConnectionPool> Coordinator::target_pool() const {
+  absl::MutexLock lock(&mu_);
+  return target_pool_;
+}
+
+absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
+    const v1::RegisterWorkerRequest& request) {
+  if (request.worker_name().empty() || request.worker_name().size() > 200) {
+    return absl::InvalidArgumentError("worker_name must be 1 to 200 characters");
+  }
+  v1::RegisterWorkerResponse response;
+  // Unique per coordinator run; a restarted coordinator hands out names that differ by the
+  // start time, so leases of an earlier run are never mistaken for a new worker's.
+  static const int64_t kRun = absl::ToUnixMillis(absl::Now());
+  response.set_worker_id(
+      absl::StrCat(request.worker_name(), "#", kRun, ".", ++workers_registered_));
+  response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  LOG(INFO) << "worker " << response.worker_id() << " registered";
+  return response;
+}
+
+absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTaskRequest& request) {
+  v1::LeaseTaskResponse response;
+  response.set_kind(v1::LeaseTaskResponse::WAIT);
+  response.set_retry_after_ms(absl::ToInt64Milliseconds(options_.idle_retry));
+  if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id is required");
+  std::shared_ptr<Job> job;
+  std::shared_ptr<ConnectionPool> pool;
+  {
+    absl::MutexLock lock(&mu_);
+    job = job_;
+    pool = target_pool_;
+  }
+  if (job == nullptr || pool == nullptr) return response;
+  absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> row =
+      (*conn)->Exec(sql::kLeaseTask, {request.worker_id(),
+                                      absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
+                                      absl::StrCat(options_.max_attempts)});
+  if (!row.ok()) return row.status();
+  if (row->rows() == 0) return response;
+  v1::Task* task = response.mutable_task();
+  task->set_task_id(row->GetInt(0, 0));
+  task->set_lease_epoch(row->GetInt(0, 1));
+  task->set_hypertable_schema(row->Get(0, 2));
+  task->set_hypertable_name(row->Get(0, 3));
+  task->set_source_chunk_schema(row->Get(0, 4));
+  task->set_source_chunk_name(row->Get(0, 5));
+  task->set_target_chunk_schema(row->Get(0, 6));
+  task->set_target_chunk_name(row->Get(0, 7));
+  task->set_time_column(row->Get(0, 8));
+  task->set_time_type(row->Get(0, 9));
+  task->set_cut(row->GetBool(0, 10));
+  task->set_until_literal(row->Get(0, 11));
+  response.set_kind(v1::LeaseTaskResponse::TASK);
+  *response.mutable_databases() = job->databases;
+  response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
+  const std::string chunk = QuoteQualified(task->source_chunk_schema(), task->source_chunk_name());
+  {
+    absl::MutexLock lock(&mu_);
+    job->task_names[task->task_id()] = {
+        chunk, QuoteQualified(task->hypertable_schema(), task->hypertable_name())};
+  }
+  LOG(INFO) << "leased chunk " << chunk << " (task " << task->task_id() << ", epoch "
+            << task->lease_epoch() << ") to worker " << request.worker_id();
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  std::shared_ptr<ConnectionPool> pool = target_pool();
+  if (pool == nullptr) {
+    return absl::FailedPreconditionError("no copy has run on this coordinator; unknown lease");
+  }
+  absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> row = (*conn)->Exec(
+      sql::kExtendLease,
+      {absl::StrCat(request.task_id()), absl::StrCat(request.lease_epoch()), request.worker_id(),
+       absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout))});
+  if (!row.ok()) return row.status();
+  v1::HeartbeatResponse response;
+  response.set_lease_valid(row->rows() == 1);
+  return response;
+}
+
+absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
+  std::shared_ptr<ConnectionPool> pool;
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    pool = target_pool_;
+    job = job_;
+  }
+  if (pool == nullptr) {
+    return absl::FailedPreconditionError("no copy has run on this coordinator; unknown task");
+  }
+  if (request.outcome() == v1::ReportTaskRequest::FAILED) {
+    absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+    if (!conn.ok()) return conn.status();
+    absl::StatusOr<pg::Result> updated = (*conn)->Exec(
+        sql::kRecordFailure,
+        {absl::StrCat(request.task_id()), absl::StrCat(request.lease_epoch()), request.error(),
+         request.retryable() ? "true" : "false", absl::StrCat(options_.max_attempts)});
+    if (!updated.ok()) return updated.status();
+  }
+  if (job != nullptr) {
+    absl::MutexLock lock(&mu_);
+    v1::TaskEvent event;
+    auto it = job->task_names.find(request.task_id());
+    if (it != job->task_names.end()) {
+      event.set_chunk(it->second.first);
+      event.set_hypertable(it->second.second);
+    } else {
+      event.set_chunk(absl::StrCat("task ", request.task_id()));
+    }
+    event.set_worker_id(request.worker_id());
+    event.set_outcome(request.outcome());
+    event.set_rows(request.rows());
+    event.set_bytes(request.bytes());
+    event.set_error(request.error());
+    job->events.push_back(std::move(event));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::StageResponse> Coordinator::Stage(const v1::StageRequest& request) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> source =
+      Open(request.databases().source(), "source");
+  if (!source.ok()) return source.status();
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+      Open(request.databases().target(), "target");
+  if (!target.ok()) return target.status();
+  return StageTasks(**source, **target, request);
+}
+
+absl::StatusOr<v1::CopyProgress> Coordinator::ReadProgress(ConnectionPool& pool) {
+  absl::StatusOr<ConnectionPool::Handle> conn = pool.Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> row =
+      (*conn)->Exec(sql::kCopyProgress, {absl::StrCat(options_.max_attempts)});
+  if (!row.ok()) return row.status();
+  v1::CopyProgress progress;
+  progress.set_tasks_total(row->GetInt(0, 0));
+  progress.set_tasks_done(row->GetInt(0, 1));
+  progress.set_tasks_failed(row->GetInt(0, 2));
+  progress.set_rows_copied(row->GetInt(0, 3));
+  progress.set_bytes_copied(row->GetInt(0, 4));
+  return progress;
+}
+
+absl::Status Coordinator::Copy(const v1::CopyRequest& request,
+                               const std::function<bool(const v1::CopyProgress&)>& emit) {
+  const v1::Databases& databases = request.databases();
+  // Fail early, with one clear message, on what every worker would otherwise trip over.
+  {
+    absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
+    if (!source.ok()) return source.status();
+    absl::StatusOr<Catalog> catalog = Catalog::Load(**source);
+    if (!catalog.ok()) return catalog.status();
+  }
+  auto pool = std::make_shared<ConnectionPool>(databases.target(), options_.application_name,
+                                               "target");
+  {
+    absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+    if (!conn.ok()) return conn.status();
+    absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
+    if (!exists.ok()) return exists.status();
+    if (!exists->GetBool(0, 0)) {
+      return absl::FailedPreconditionError(
+          "nothing to copy: the target has no __backfill schema\n"
+          "hint: run stage first to choose what to copy");
+    }
+    absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetFailed);
+    if (!reset.ok()) return reset.status();
+  }
+
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    if (job_ != nullptr) {
+      if (job_->databases.target() != databases.target()) {
+        return absl::FailedPreconditionError(
+            "this coordinator is serving a copy into another target; wait for it to finish");
+      }
+      job = job_;
+    } else {
+      job = std::make_shared<Job>();
+      job->databases = databases;
+      job_ = job;
+      target_pool_ = pool;
+    }
+    ++job->followers;
+    pool = target_pool_;
+  }
+  auto leave = [this, &job]() {
+    absl::MutexLock lock(&mu_);
+    if (--job->followers == 0 && job_ == job) job_ = nullptr;
+  };
+
+  size_t events_sent = 0;
+  for (;;) {
+    absl::StatusOr<v1::CopyProgress> progress = ReadProgress(*pool);
+    if (!progress.ok()) {
+      leave();
+      return progress.status();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      for (; events_sent < job->events.size(); ++events_sent) {
+        *progress->add_events() = job->events[events_sent];
+      }
+    }
+    const bool finished =
+        progress->tasks_done() + progress->tasks_failed() >= progress->tasks_total();
+    if (finished) {
+      // End with the tasks that failed, each with its stored error.
+      absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+      if (conn.ok()) {
+        absl::StatusOr<pg::Result> failed =
+            (*conn)->Exec(sql::kFailedTasks, {absl::StrCat(options_.max_attempts)});
+        if (failed.ok()) {
+          for (int i = 0; i < failed->rows(); ++i) {
+            v1::TaskEvent* event = progress->add_events();
+            event->set_chunk(failed->Get(i, 0));
+            event->set_hypertable(failed->Get(i, 1));
+            event->set_outcome(v1::ReportTaskRequest::FAILED);
+            event->set_error(failed->Get(i, 2));
+          }
+        }
+      }
+      progress->set_finished(true);
+      leave();
+      emit(*progress);
+      return absl::OkStatus();
+    }
+    if (!emit(*progress)) {
+      leave();
+      return absl::CancelledError("the client went away; no new chunks are leased");
+    }
+    absl::SleepFor(options_.progress_interval);
+  }
+}
+
+absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& request) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> source =
+      Open(request.databases().source(), "source");
+  if (!source.ok()) return source.status();
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+      Open(request.databases().target(), "target");
+  if (!target.ok()) return target.status();
+  return VerifyCopiedTasks(**source, **target);
+}
+
+absl::StatusOr<v1::CleanResponse> Coordinator::Clean(const v1::CleanRequest& request) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+      Open(request.databases().target(), "target");
+  if (!target.ok()) return target.status();
+  absl::StatusOr<pg::Result> exists = (*target)->Exec(sql::kSchemaExists);
+  if (!exists.ok()) return exists.status();
+  v1::CleanResponse response;
+  response.set_existed(exists->GetBool(0, 0));
+  if (absl::Status s = (*target)->ExecScript(sql::kDropSchema); !s.ok()) return s;
+  return response;
+}
+
+}  // namespace backfill

@@ -1,0 +1,78 @@
+// The coordinator's logic, free of gRPC: stage, lease, heartbeat, report, copy progress,
+// verify, clean. It keeps no state that matters across restarts: tasks, leases and epochs
+// live in the target's __backfill.task. What it holds in memory (the copy job in progress,
+// recent task events for progress output) is rebuilt when backfillctl asks again.
+//
+// Thread-safe: every method may be called concurrently (gRPC serves them on a thread pool).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "backfill.pb.h"
+#include "common/connection_pool.h"
+
+namespace backfill {
+
+struct CoordinatorOptions {
+  // A lease not extended by a heartbeat within this time is granted again.
+  absl::Duration lease_timeout = absl::Seconds(30);
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // How long a worker with nothing to do waits before asking again.
+  absl::Duration idle_retry = absl::Milliseconds(200);
+  absl::Duration progress_interval = absl::Milliseconds(250);
+  // A task that failed this many times is left for the next copy.
+  int max_attempts = 3;
+  std::string application_name = "backfill-coordinator";
+};
+
+class Coordinator {
+ public:
+  explicit Coordinator(CoordinatorOptions options);
+
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& request);
+  // TASK with a granted lease while a copy runs and a task is free; WAIT otherwise.
+  absl::StatusOr<v1::LeaseTaskResponse> LeaseTask(const v1::LeaseTaskRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::Status ReportTask(const v1::ReportTaskRequest& request);
+
+  absl::StatusOr<v1::StageResponse> Stage(const v1::StageRequest& request);
+  // Opens (or joins) the copy job for the request's target and serves leases for it until no
+  // task is pending, sending progress through `emit` every progress_interval. Returns early
+  // when `emit` returns false (the caller went away); workers then get no new leases.
+  absl::Status Copy(const v1::CopyRequest& request,
+                    const std::function<bool(const v1::CopyProgress&)>& emit);
+  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request);
+  absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
+
+ private:
+  struct Job {
+    v1::Databases databases;
+    int followers = 0;  // Copy calls serving this job
+    std::vector<v1::TaskEvent> events;
+    std::map<int64_t, std::pair<std::string, std::string>> task_names;  // chunk, hypertable
+  };
+
+  absl::StatusOr<std::unique_ptr<pg::Connection>> Open(const std::string& conninfo,
+                                                       const std::string& role) const;
+  // The pool for the target of the job in progress, or of the last one.
+  std::shared_ptr<ConnectionPool> target_pool() const;
+  absl::StatusOr<v1::CopyProgress> ReadProgress(ConnectionPool& pool);
+
+  const CoordinatorOptions options_;
+  std::atomic<int64_t> workers_registered_{0};
+  mutable absl::Mutex mu_;
+  std::shared_ptr<Job> job_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<ConnectionPool> target_pool_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace backfill

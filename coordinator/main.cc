@@ -1,0 +1,77 @@
+// backfill-coordinator: stages tasks, leases them to backfill-worker processes and reports
+// progress to backfillctl. All of its state is in the target's __backfill schema.
+#include <glog/logging.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"backfill-coordinator: leases chunk copies to backfill-worker processes"};
+  std::string listen = "127.0.0.1:7433";
+  int64_t lease_timeout_ms = 30000;
+  int64_t heartbeat_ms = 5000;
+  int max_attempts = 3;
+  int verbosity = 0;
+  app.add_option("--listen", listen, "address to serve on, HOST:PORT (loopback by default)")
+      ->capture_default_str();
+  app.add_option("--lease-timeout-ms", lease_timeout_ms,
+                 "a lease without a heartbeat for this long is granted again")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{86400000}));
+  app.add_option("--heartbeat-ms", heartbeat_ms, "how often workers heartbeat")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  app.add_option("--max-attempts", max_attempts,
+                 "failures after which a task waits for the next copy")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  backfill::InitLogging(argv[0], verbosity + 1);
+  if (heartbeat_ms * 2 > lease_timeout_ms) {
+    std::cerr << "backfill-coordinator: --heartbeat-ms must be at most half of "
+                 "--lease-timeout-ms\n";
+    return 2;
+  }
+
+  backfill::CoordinatorOptions options;
+  options.lease_timeout = absl::Milliseconds(lease_timeout_ms);
+  options.heartbeat_interval = absl::Milliseconds(heartbeat_ms);
+  options.max_attempts = max_attempts;
+  backfill::Coordinator coordinator(options);
+  // Signals are blocked before gRPC starts its threads; the watcher shuts the server down.
+  std::atomic<backfill::CoordinatorServer*> running{nullptr};
+  backfill::WatchTerminationSignals(
+      [&running] {
+        std::cerr << "backfill-coordinator: shutting down\n";
+        if (backfill::CoordinatorServer* s = running.load()) {
+          s->Shutdown();
+        } else {
+          _exit(130);
+        }
+      },
+      [] { _exit(130); });
+  absl::StatusOr<std::unique_ptr<backfill::CoordinatorServer>> server =
+      backfill::CoordinatorServer::Start(listen, &coordinator);
+  if (!server.ok()) {
+    std::cerr << "backfill-coordinator: " << server.status().message() << "\n";
+    return 1;
+  }
+  running = server->get();
+  std::cout << "backfill-coordinator listening on port " << (*server)->port() << std::endl;
+  LOG(INFO) << "listening on " << listen << " (port " << (*server)->port() << ")";
+  (*server)->Wait();
+  return 0;
+}

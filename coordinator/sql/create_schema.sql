@@ -1,0 +1,30 @@
+-- no parameters; creates the administrative schema in the target when it is missing.
+-- hypertable_schema, hypertable_name and worked keep the meaning the spec's progress query
+-- gives them; everything else is ours.
+CREATE SCHEMA IF NOT EXISTS __backfill;
+CREATE TABLE IF NOT EXISTS __backfill.task (
+  task_id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  worked              tstzrange,         -- NULL while pending; when the copy ran, once done
+  hypertable_schema   name NOT NULL,
+  hypertable_name     name NOT NULL,
+  chunk_schema        name NOT NULL,     -- the source chunk
+  chunk_name          name NOT NULL,
+  target_chunk_schema name NOT NULL,     -- created at stage with the same slices
+  target_chunk_name   name NOT NULL,
+  dimensions          jsonb NOT NULL,    -- {"column": [range_start, range_end], ...}
+  time_column         name NOT NULL,
+  time_type           text NOT NULL,
+  until_internal      bigint,            -- NULL: the whole chunk; else only rows below it
+  until_literal       text,
+  copy_message        text,
+  lease_epoch         bigint NOT NULL DEFAULT 0,  -- fencing token, bumped by every grant
+  lease_holder        text,
+  lease_expires_at    timestamptz,
+  attempts            integer NOT NULL DEFAULT 0,
+  last_error          text,
+  rows_copied         bigint,
+  bytes_copied        bigint,
+  staged_at           timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (chunk_schema, chunk_name)
+);
+CREATE INDEX IF NOT EXISTS task_pending_idx ON __backfill.task (task_id) WHERE worked IS NULL;

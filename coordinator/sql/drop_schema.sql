@@ -1,0 +1,2 @@
+-- no parameters
+DROP SCHEMA IF EXISTS __backfill CASCADE

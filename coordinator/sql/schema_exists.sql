@@ -1,0 +1,2 @@
+-- no parameters
+SELECT pg_catalog.to_regclass('__backfill.task') IS NOT NULL

@@ -1,0 +1,255 @@
+#include "ctl/commands.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/signals.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/server.h"
+#include "ctl/control_client.h"
+#include "worker/grpc_coordinator_client.h"
+#include "worker/worker.h"
+
+namespace backfill {
+namespace {
+
+std::string HumanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << std::endl;
+  return kExitError;
+}
+
+// A coordinator and, for copy, workers, all inside this process: the spec's one-machine
+// commands. They talk over loopback gRPC exactly like a cluster does.
+class Embedded {
+ public:
+  absl::Status Start() {
+    server_ = CoordinatorServer::Start("127.0.0.1:0", &coordinator_).value_or(nullptr);
+    if (server_ == nullptr) return absl::UnavailableError("cannot start the embedded coordinator");
+    address_ = absl::StrCat("127.0.0.1:", server_->port());
+    return absl::OkStatus();
+  }
+  void StartWorkers(int n) {
+    for (int i = 0; i < n; ++i) {
+      clients_.push_back(std::make_unique<GrpcCoordinatorClient>(address_));
+      WorkerOptions options;
+      options.name = absl::StrCat(DefaultWorkerName(), "/", i + 1);
+      options.application_name = "timescaledb-backfill worker";
+      workers_.push_back(std::make_unique<Worker>(options, clients_.back().get()));
+      threads_.emplace_back([w = workers_.back().get()] { w->Run(); });
+    }
+  }
+  // Workers finish the chunk in progress, then return.
+  void StopWorkers() {
+    for (auto& w : workers_) w->Stop();
+  }
+  void Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  ~Embedded() {
+    StopWorkers();
+    Join();
+    if (server_ != nullptr) server_->Shutdown();
+  }
+  const std::string& address() const { return address_; }
+
+ private:
+  Coordinator coordinator_{CoordinatorOptions{}};
+  std::unique_ptr<CoordinatorServer> server_;
+  std::string address_;
+  std::vector<std::unique_ptr<GrpcCoordinatorClient>> clients_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+};
+
+int RunStage(ControlClient& client, const CtlOptions& options) {
+  v1::StageRequest request;
+  *request.mutable_databases() = options.databases;
+  request.set_until(options.until);
+  request.set_filter(options.filter);
+  request.set_cascade_up(options.cascade_up);
+  request.set_cascade_down(options.cascade_down);
+  absl::StatusOr<v1::StageResponse> response = client.Stage(request);
+  if (!response.ok()) return Fail(response.status());
+  int64_t staged = 0, already = 0;
+  for (const v1::StagedHypertable& h : response->hypertables()) {
+    std::cout << "staged " << h.chunks_staged() << " chunks of " << h.schema() << "." << h.name();
+    if (h.chunks_cut() > 0) std::cout << " (" << h.chunks_cut() << " cut at --until)";
+    if (h.chunks_already_staged() > 0) {
+      std::cout << "; " << h.chunks_already_staged() << " were already staged";
+    }
+    std::cout << "\n";
+    staged += h.chunks_staged();
+    already += h.chunks_already_staged();
+  }
+  std::cout << "Staged " << staged << " chunks to copy (" << response->target_chunks_created()
+            << " target chunks created";
+  if (already > 0) std::cout << ", " << already << " chunks already staged";
+  std::cout << ").\nExecute the 'copy' command to migrate the data." << std::endl;
+  return kExitOk;
+}
+
+int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded) {
+  v1::CopyRequest request;
+  *request.mutable_databases() = options.databases;
+  absl::Time start = absl::Now();
+  v1::CopyProgress last;
+  int64_t shown = -1;  // finished chunks printed so far, counting those done before this run
+  absl::Status status = client.Copy(request, [&](const v1::CopyProgress& progress) {
+    if (shown < 0) {
+      std::cout << "Copying " << progress.tasks_total() - progress.tasks_done()
+                << " pending chunks of " << progress.tasks_total() << " staged" << std::endl;
+      shown = progress.tasks_done() - progress.events_size();
+    }
+    for (const v1::TaskEvent& e : progress.events()) {
+      switch (e.outcome()) {
+        case v1::ReportTaskRequest::COPIED:
+          std::cout << "[" << ++shown << "/" << progress.tasks_total()
+                    << "] copied chunk " << e.chunk() << " (" << e.rows() << " rows, "
+                    << HumanBytes(e.bytes()) << ")" << std::endl;
+          break;
+        case v1::ReportTaskRequest::SOURCE_MISSING:
+          std::cout << "[" << ++shown << "/" << progress.tasks_total()
+                    << "] skipped chunk " << e.chunk() << ": it no longer exists on the source"
+                    << std::endl;
+          break;
+        case v1::ReportTaskRequest::FAILED:
+          if (!progress.finished()) {
+            std::cerr << "chunk " << e.chunk() << " failed (will retry): " << e.error()
+                      << std::endl;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    last = progress;
+  });
+  if (embedded != nullptr) {
+    embedded->StopWorkers();
+    embedded->Join();
+  }
+  if (absl::IsCancelled(status)) {
+    std::cerr << "copy interrupted: chunks in progress were finished or rolled back; run copy "
+                 "again to resume"
+              << std::endl;
+    return kExitInterrupted;
+  }
+  if (!status.ok()) return Fail(status);
+  std::cout << "Copied " << last.tasks_done() << " of " << last.tasks_total() << " chunks ("
+            << last.rows_copied() << " rows, " << HumanBytes(last.bytes_copied()) << ") in "
+            << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
+            << "." << std::endl;
+  if (last.tasks_failed() > 0) {
+    std::cerr << last.tasks_failed() << " chunks failed:" << std::endl;
+    for (const v1::TaskEvent& e : last.events()) {
+      if (e.outcome() == v1::ReportTaskRequest::FAILED) {
+        std::cerr << "  " << e.chunk() << ": " << e.error() << std::endl;
+      }
+    }
+    std::cerr << "hint: fix the cause and run copy again; only the failed chunks are retried"
+              << std::endl;
+    return kExitTasksFailed;
+  }
+  std::cout << "Execute the 'verify' command to assert data integrity." << std::endl;
+  return kExitOk;
+}
+
+int RunVerify(ControlClient& client, const CtlOptions& options) {
+  v1::VerifyRequest request;
+  *request.mutable_databases() = options.databases;
+  absl::StatusOr<v1::VerifyResponse> response = client.Verify(request);
+  if (!response.ok()) return Fail(response.status());
+  for (const v1::ChunkVerification& c : response->chunks()) {
+    if (c.matches()) continue;
+    if (!c.error().empty()) {
+      std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk() << ": "
+                << c.error() << "\n";
+    } else {
+      std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk()
+                << " -> " << c.target_chunk() << ": row count source " << c.source_rows()
+                << ", target " << c.target_rows() << "\n";
+    }
+  }
+  std::cout << "Verified " << response->chunks_size() << " chunks: " << response->mismatches()
+            << " differ." << std::endl;
+  return response->mismatches() > 0 ? kExitVerifyMismatch : kExitOk;
+}
+
+int RunClean(ControlClient& client, const CtlOptions& options) {
+  v1::CleanRequest request;
+  request.mutable_databases()->set_target(options.databases.target());
+  absl::StatusOr<v1::CleanResponse> response = client.Clean(request);
+  if (!response.ok()) return Fail(response.status());
+  if (response->existed()) {
+    std::cout << "Removed the __backfill administrative schema from the target." << std::endl;
+  } else {
+    std::cout << "Nothing to clean: the target has no __backfill schema." << std::endl;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCommand(const CtlOptions& options) {
+  std::unique_ptr<Embedded> embedded;
+  std::string address = options.coordinator;
+  // Block the signals before gRPC starts threads; the watcher decides what they mean.
+  // Static: the watcher thread outlives this call.
+  static std::atomic<ControlClient*> copy_client{nullptr};
+  WatchTerminationSignals(
+      [] {
+        if (ControlClient* c = copy_client.load()) {
+          std::cerr << "Shutting down, waiting for in-progress copies to complete... "
+                       "(interrupt again to abort them)"
+                    << std::endl;
+          c->CancelCopy();
+        } else {
+          _exit(kExitInterrupted);
+        }
+      },
+      [] {
+        std::cerr << "Terminating immediately; in-progress copies are rolled back." << std::endl;
+        _exit(kExitInterrupted);
+      });
+  if (address.empty()) {
+    embedded = std::make_unique<Embedded>();
+    if (absl::Status s = embedded->Start(); !s.ok()) return Fail(s);
+    address = embedded->address();
+  }
+  ControlClient client(address);
+  if (options.command == "stage") return RunStage(client, options);
+  if (options.command == "copy") {
+    if (embedded != nullptr) embedded->StartWorkers(options.parallelism);
+    copy_client = &client;
+    int code = RunCopy(client, options, embedded.get());
+    copy_client = nullptr;
+    return code;
+  }
+  if (options.command == "verify") return RunVerify(client, options);
+  if (options.command == "clean") return RunClean(client, options);
+  std::cerr << "error: unknown command '" << options.command << "'" << std::endl;
+  return kExitUsage;
+}
+
+}  // namespace backfill

@@ -1,0 +1,34 @@
+// backfillctl's commands: each drives a coordinator (a running one, or one embedded in this
+// process with local workers) and turns its answers into output and an exit code.
+#pragma once
+
+#include <string>
+
+#include "backfill.pb.h"
+
+namespace backfill {
+
+// Documented in README.md ("Exit codes").
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,           // a command failed; the message says why
+  kExitUsage = 2,           // bad flags or arguments
+  kExitVerifyMismatch = 3,  // verify found differences
+  kExitTasksFailed = 4,     // copy ended with failed tasks; run copy again to retry them
+  kExitInterrupted = 130,   // stopped by SIGINT/SIGTERM
+};
+
+struct CtlOptions {
+  std::string command;  // stage, copy, verify, clean
+  v1::Databases databases;
+  std::string until;
+  std::string filter;
+  bool cascade_up = false;
+  bool cascade_down = false;
+  int parallelism = 8;      // embedded mode only: local workers
+  std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded
+};
+
+int RunCommand(const CtlOptions& options);
+
+}  // namespace backfill

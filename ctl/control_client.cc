@@ -1,0 +1,100 @@
+#include "ctl/control_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "backfill.grpc.pb.h"
+#include "proto/status_convert.h"
+
+namespace backfill {
+namespace {
+
+// Stage and verify read whole catalogs and tables; give them hours, not seconds.
+constexpr auto kUnaryTimeout = std::chrono::hours(24);
+
+}  // namespace
+
+struct ControlClient::Impl {
+  std::string address;
+  std::unique_ptr<v1::ControlService::Stub> stub;
+  absl::Mutex mu;
+  grpc::ClientContext* copy_context ABSL_GUARDED_BY(mu) = nullptr;
+  bool copy_cancelled ABSL_GUARDED_BY(mu) = false;
+
+  absl::Status Convert(const grpc::Status& status) const {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        status.error_message().find("failed to connect") != std::string::npos) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot reach the coordinator at ", address, ": ", status.error_message()));
+    }
+    return FromGrpcStatus(status);
+  }
+
+  template <typename Response, typename Call>
+  absl::StatusOr<Response> Invoke(Call call) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kUnaryTimeout);
+    Response response;
+    grpc::Status status = call(&context, &response);
+    if (!status.ok()) return Convert(status);
+    return response;
+  }
+};
+
+ControlClient::ControlClient(const std::string& address) : impl_(std::make_unique<Impl>()) {
+  impl_->address = address;
+  impl_->stub =
+      v1::ControlService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+ControlClient::~ControlClient() = default;
+
+absl::StatusOr<v1::StageResponse> ControlClient::Stage(const v1::StageRequest& request) {
+  return impl_->Invoke<v1::StageResponse>(
+      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Stage(c, request, r); });
+}
+
+absl::StatusOr<v1::VerifyResponse> ControlClient::Verify(const v1::VerifyRequest& request) {
+  return impl_->Invoke<v1::VerifyResponse>(
+      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Verify(c, request, r); });
+}
+
+absl::StatusOr<v1::CleanResponse> ControlClient::Clean(const v1::CleanRequest& request) {
+  return impl_->Invoke<v1::CleanResponse>(
+      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Clean(c, request, r); });
+}
+
+absl::Status ControlClient::Copy(const v1::CopyRequest& request,
+                                 const std::function<void(const v1::CopyProgress&)>& on_progress) {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->copy_cancelled) return absl::CancelledError("copy interrupted");
+    impl_->copy_context = &context;
+  }
+  std::unique_ptr<grpc::ClientReader<v1::CopyProgress>> reader =
+      impl_->stub->Copy(&context, request);
+  v1::CopyProgress progress;
+  while (reader->Read(&progress)) on_progress(progress);
+  grpc::Status status = reader->Finish();
+  bool cancelled;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->copy_context = nullptr;
+    cancelled = impl_->copy_cancelled;
+  }
+  if (cancelled) return absl::CancelledError("copy interrupted");
+  if (!status.ok()) return impl_->Convert(status);
+  return absl::OkStatus();
+}
+
+void ControlClient::CancelCopy() {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->copy_cancelled = true;
+  if (impl_->copy_context != nullptr) impl_->copy_context->TryCancel();
+}
+
+}  // namespace backfill

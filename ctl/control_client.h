@@ -1,0 +1,35 @@
+// backfillctl's view of a coordinator's ControlService, hiding gRPC.
+//
+// Thread-safe: CancelCopy() may be called from a signal-watching thread while Copy() runs.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "backfill.pb.h"
+
+namespace backfill {
+
+class ControlClient {
+ public:
+  // `address` is HOST:PORT.
+  explicit ControlClient(const std::string& address);
+  ~ControlClient();
+
+  absl::StatusOr<v1::StageResponse> Stage(const v1::StageRequest& request);
+  // Calls `on_progress` for each progress message until the copy finishes; the last message
+  // has `finished` set. Cancelled when CancelCopy() is called.
+  absl::Status Copy(const v1::CopyRequest& request,
+                    const std::function<void(const v1::CopyProgress&)>& on_progress);
+  void CancelCopy();
+  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request);
+  absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace backfill

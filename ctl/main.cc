@@ -1,0 +1,83 @@
+// backfillctl (also installed as timescaledb-backfill): the user's command line.
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "common/catalog.h"
+#include "common/logging.h"
+#include "ctl/commands.h"
+
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+void AddDatabases(CLI::App* command, backfill::CtlOptions* options, bool source) {
+  if (source) {
+    command->add_option("--source", *options->databases.mutable_source(),
+                        "source database: libpq connection string or URI")
+        ->required();
+  }
+  command->add_option("--target", *options->databases.mutable_target(),
+                      "target database: libpq connection string or URI")
+      ->required();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"timescaledb-backfill: copies historic hypertable data between TimescaleDB "
+               "databases, chunk by chunk, over any number of workers"};
+  app.set_version_flag("-V,--version",
+                       std::string("timescaledb-backfill ") + kVersion +
+                           " (TimescaleDB " + backfill::kSupportedTimescaleRange + ")");
+  app.require_subcommand(1);
+  app.fallthrough();
+  backfill::CtlOptions options;
+  int verbosity = 0;
+  app.add_option("--coordinator", options.coordinator,
+                 "drive a running backfill-coordinator at HOST:PORT instead of an embedded one");
+  app.add_flag("-v,--verbose", verbosity, "log what happens; repeat for more");
+
+  CLI::App* stage = app.add_subcommand(
+      "stage", "find the source chunks to copy and write one task per chunk into the target");
+  AddDatabases(stage, &options, true);
+  stage->add_option("-u,--until", options.until,
+                    "copy rows strictly before this time (or integer) value")
+      ->required();
+  stage->add_option("-f,--filter", options.filter,
+                    "POSIX regular expression matched against schema-qualified hypertable and "
+                    "continuous aggregate names");
+  stage->add_flag("-U,--cascade-up", options.cascade_up,
+                  "also stage the continuous aggregates built on what the filter matches");
+  stage->add_flag("-D,--cascade-down", options.cascade_down,
+                  "also stage what the continuous aggregates the filter matches are built on");
+
+  CLI::App* copy = app.add_subcommand("copy", "copy the staged chunks");
+  AddDatabases(copy, &options, true);
+  copy->add_option("-p,--parallelism", options.parallelism,
+                   "local workers in embedded mode (each holds two connections)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+
+  CLI::App* verify = app.add_subcommand(
+      "verify", "compare the copied chunks' rows in source and target; non-zero exit on any "
+                "difference");
+  AddDatabases(verify, &options, true);
+  verify->add_option("-p,--parallelism", options.parallelism, "accepted for compatibility")
+      ->check(CLI::Range(1, 256));
+
+  CLI::App* clean =
+      app.add_subcommand("clean", "drop the __backfill administrative schema from the target");
+  AddDatabases(clean, &options, false);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? backfill::kExitOk : backfill::kExitUsage;
+  }
+  backfill::InitLogging(argv[0], verbosity);
+  for (CLI::App* command : {stage, copy, verify, clean}) {
+    if (command->parsed()) options.command = command->get_name();
+  }
+  return backfill::RunCommand(options);
+}

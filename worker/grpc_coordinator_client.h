@@ -1,0 +1,33 @@
+// CoordinatorClient over a gRPC channel. Thread-safe (gRPC stubs are).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "worker/coordinator_client.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace backfill {
+
+class GrpcCoordinatorClient : public CoordinatorClient {
+ public:
+  // `address` is HOST:PORT. Connects lazily; calls fail with kUnavailable while the
+  // coordinator is unreachable.
+  explicit GrpcCoordinatorClient(const std::string& address);
+  ~GrpcCoordinatorClient() override;
+
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& request) override;
+  absl::StatusOr<v1::LeaseTaskResponse> LeaseTask(const v1::LeaseTaskRequest& request) override;
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override;
+  absl::Status ReportTask(const v1::ReportTaskRequest& request) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace backfill

@@ -1,0 +1,46 @@
+// backfill-worker: leases chunk copies from a backfill-coordinator and runs them.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "worker/grpc_coordinator_client.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"backfill-worker: copies chunks leased from a backfill-coordinator"};
+  std::string coordinator;
+  backfill::WorkerOptions options;
+  options.name = backfill::DefaultWorkerName();
+  int verbosity = 0;
+  app.add_option("--coordinator", coordinator, "coordinator address, HOST:PORT")->required();
+  app.add_option("--source", options.source_override,
+                 "source connection string, when this host reaches it by another address");
+  app.add_option("--target", options.target_override,
+                 "target connection string, when this host reaches it by another address");
+  app.add_option("--name", options.name, "name shown in status and logs (default host:pid)");
+  app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  backfill::InitLogging(argv[0], verbosity + 1);
+
+  backfill::GrpcCoordinatorClient client(coordinator);
+  backfill::Worker worker(options, &client);
+  backfill::WatchTerminationSignals(
+      [&worker] {
+        std::cerr << "backfill-worker: stopping after the chunk in progress "
+                     "(signal again to abort it)\n";
+        worker.Stop();
+      },
+      [] {
+        std::cerr << "backfill-worker: aborting; the chunk in progress is rolled back\n";
+        _exit(130);
+      });
+  worker.Run();
+  return 0;
+}

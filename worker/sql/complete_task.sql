@@ -1,0 +1,12 @@
+-- $1 task id (bigint), $2 lease epoch (bigint), $3 rows (bigint), $4 bytes (bigint),
+-- $5 message (text)
+-- Last statement before commit. No row means the lease was re-granted: roll back.
+UPDATE __backfill.task
+SET worked = tstzrange(now(), clock_timestamp(), '[)'),
+    rows_copied = $3::bigint,
+    bytes_copied = $4::bigint,
+    copy_message = $5::text,
+    lease_expires_at = NULL,
+    last_error = NULL
+WHERE task_id = $1::bigint AND lease_epoch = $2::bigint AND worked IS NULL
+RETURNING task_id

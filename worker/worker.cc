@@ -1,0 +1,200 @@
+#include "worker/worker.h"
+
+#include <glog/logging.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/quote.h"
+#include "worker/chunk_copier.h"
+
+namespace backfill {
+
+std::string DefaultWorkerName() {
+  char host[256] = {};
+  (void)gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, ":", getpid());
+}
+
+Worker::Worker(WorkerOptions options, CoordinatorClient* client)
+    : options_(std::move(options)), client_(client) {}
+
+void Worker::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+}
+
+bool Worker::SleepUnlessStopped(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  mu_.AwaitWithTimeout(absl::Condition(&stopping), d);
+  return !stopping_;
+}
+
+void Worker::Run() {
+  while (worker_id_.empty()) {
+    v1::RegisterWorkerRequest request;
+    request.set_worker_name(options_.name);
+    absl::StatusOr<v1::RegisterWorkerResponse> registered = client_->RegisterWorker(request);
+    if (registered.ok()) {
+      worker_id_ = registered->worker_id();
+      if (registered->heartbeat_interval_ms() > 0) {
+        heartbeat_interval_ = absl::Milliseconds(registered->heartbeat_interval_ms());
+      }
+      LOG(INFO) << "worker " << worker_id_ << " registered";
+      break;
+    }
+    LOG(WARNING) << "worker " << options_.name
+                 << ": cannot register with the coordinator: " << registered.status().message();
+    if (!SleepUnlessStopped(options_.retry_delay)) return;
+  }
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    v1::LeaseTaskRequest request;
+    request.set_worker_id(worker_id_);
+    absl::StatusOr<v1::LeaseTaskResponse> lease = client_->LeaseTask(request);
+    if (!lease.ok()) {
+      LOG(WARNING) << "worker " << worker_id_
+                   << ": lease request failed: " << lease.status().message();
+      if (!SleepUnlessStopped(options_.retry_delay)) return;
+      continue;
+    }
+    if (lease->kind() != v1::LeaseTaskResponse::TASK) {
+      if (!SleepUnlessStopped(absl::Milliseconds(std::max<int64_t>(lease->retry_after_ms(), 10)))) {
+        return;
+      }
+      continue;
+    }
+    RunTask(*lease);
+  }
+}
+
+absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
+  const std::string& source =
+      options_.source_override.empty() ? databases.source() : options_.source_override;
+  const std::string& target =
+      options_.target_override.empty() ? databases.target() : options_.target_override;
+  if (source_ == nullptr || !source_->ok() || source != source_conninfo_) {
+    source_.reset();
+    absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
+        pg::Connection::Open(source, options_.application_name, "source");
+    if (!conn.ok()) return conn.status();
+    source_ = *std::move(conn);
+    source_conninfo_ = source;
+  }
+  if (target_ == nullptr || !target_->ok() || target != target_conninfo_) {
+    target_.reset();
+    absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
+        pg::Connection::Open(target, options_.application_name, "target");
+    if (!conn.ok()) return conn.status();
+    target_ = *std::move(conn);
+    target_conninfo_ = target;
+  }
+  return absl::OkStatus();
+}
+
+void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
+  const v1::Task& task = lease.task();
+  const std::string chunk = QuoteQualified(task.source_chunk_schema(), task.source_chunk_name());
+  v1::ReportTaskRequest report;
+  report.set_worker_id(worker_id_);
+  report.set_task_id(task.task_id());
+  report.set_lease_epoch(task.lease_epoch());
+
+  absl::Status connected = EnsureConnections(lease.databases());
+  if (!connected.ok()) {
+    LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << ": "
+                 << connected.message();
+    report.set_outcome(v1::ReportTaskRequest::FAILED);
+    report.set_error(std::string(connected.message()));
+    report.set_retryable(pg::IsRetryable(connected));
+    (void)client_->ReportTask(report);
+    SleepUnlessStopped(options_.retry_delay);
+    return;
+  }
+
+  // Heartbeats keep the lease while the chunk copies. A lost lease cancels the statement in
+  // progress; the fence would refuse the commit anyway, this only stops wasted work sooner.
+  absl::Notification done;
+  std::atomic<bool> lease_lost{false};
+  std::thread heartbeat([&] {
+    while (!done.WaitForNotificationWithTimeout(heartbeat_interval_)) {
+      v1::HeartbeatRequest request;
+      request.set_worker_id(worker_id_);
+      request.set_task_id(task.task_id());
+      request.set_lease_epoch(task.lease_epoch());
+      absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
+      if (response.ok() && !response->lease_valid()) {
+        LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
+                     << " was lost; abandoning it";
+        lease_lost = true;
+        target_->Cancel();
+        return;
+      }
+    }
+  });
+
+  CopySpec spec;
+  spec.task_id = task.task_id();
+  spec.lease_epoch = task.lease_epoch();
+  spec.source_chunk_schema = task.source_chunk_schema();
+  spec.source_chunk_name = task.source_chunk_name();
+  spec.target_chunk_schema = task.target_chunk_schema();
+  spec.target_chunk_name = task.target_chunk_name();
+  spec.time_column = task.time_column();
+  spec.time_type = task.time_type();
+  spec.cut = task.cut();
+  spec.until_literal = task.until_literal();
+  absl::Time start = absl::Now();
+  absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
+  done.Notify();
+  heartbeat.join();
+
+  if (!outcome.ok()) {
+    if (lease_lost) {
+      report.set_outcome(v1::ReportTaskRequest::FENCED);
+    } else {
+      LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk
+                   << " failed: " << outcome.status().message();
+      report.set_outcome(v1::ReportTaskRequest::FAILED);
+      report.set_error(std::string(outcome.status().message()));
+      report.set_retryable(pg::IsRetryable(outcome.status()));
+    }
+  } else {
+    switch (outcome->kind) {
+      case CopyOutcome::Kind::kCopied:
+        LOG(INFO) << "worker " << worker_id_ << ": copied chunk " << chunk << " ("
+                  << outcome->rows << " rows, " << outcome->bytes << " bytes) in "
+                  << absl::FormatDuration(absl::Now() - start);
+        report.set_outcome(v1::ReportTaskRequest::COPIED);
+        break;
+      case CopyOutcome::Kind::kSourceMissing:
+        LOG(WARNING) << "worker " << worker_id_ << ": source chunk " << chunk
+                     << " no longer exists; skipped";
+        report.set_outcome(v1::ReportTaskRequest::SOURCE_MISSING);
+        break;
+      case CopyOutcome::Kind::kFenced:
+        LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
+                     << " was re-granted; nothing committed";
+        report.set_outcome(v1::ReportTaskRequest::FENCED);
+        break;
+    }
+    report.set_rows(outcome->rows);
+    report.set_bytes(outcome->bytes);
+  }
+  absl::Status reported = client_->ReportTask(report);
+  if (!reported.ok()) {
+    // The commit (or rollback) already happened; the report only feeds progress.
+    LOG(WARNING) << "worker " << worker_id_ << ": cannot report " << chunk << ": "
+                 << reported.message();
+  }
+  if (report.outcome() == v1::ReportTaskRequest::FAILED) SleepUnlessStopped(options_.retry_delay);
+}
+
+}  // namespace backfill

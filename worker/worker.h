@@ -1,0 +1,62 @@
+// The worker loop: lease a task from the coordinator, copy it, heartbeat while copying,
+// report, repeat. Stateless: everything it knows comes with the lease.
+//
+// Thread-safety: Run() on one thread; Stop() from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/pg.h"
+#include "worker/coordinator_client.h"
+
+namespace backfill {
+
+struct WorkerOptions {
+  std::string name;  // shown in status and logs, e.g. host:pid
+  // When set, used instead of the connection strings the coordinator hands out (a worker
+  // that reaches the databases by other addresses).
+  std::string source_override;
+  std::string target_override;
+  std::string application_name = "backfill-worker";
+  // Pause after a coordinator call fails before trying again.
+  absl::Duration retry_delay = absl::Milliseconds(500);
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, CoordinatorClient* client);
+
+  // Leases and copies tasks until Stop(). A task in progress is finished first.
+  void Run();
+
+  // Asks Run() to return once the task in progress, if any, is done.
+  void Stop();
+
+ private:
+  // Sleeps up to `d`; false when Stop() was called meanwhile.
+  bool SleepUnlessStopped(absl::Duration d);
+  void RunTask(const v1::LeaseTaskResponse& lease);
+  absl::Status EnsureConnections(const v1::Databases& databases);
+
+  const WorkerOptions options_;
+  CoordinatorClient* const client_;
+  std::string worker_id_;
+  absl::Duration heartbeat_interval_ = absl::Seconds(5);
+
+  std::string source_conninfo_;
+  std::string target_conninfo_;
+  std::unique_ptr<pg::Connection> source_;
+  std::unique_ptr<pg::Connection> target_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// host:pid, for worker names.
+std::string DefaultWorkerName();
+
+}  // namespace backfill
