@@ -3,13 +3,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/quote.h"
 #include "backfill_common_sql.h"
+#include "common/quote.h"
 
 namespace backfill {
 
 std::string Hypertable::QualifiedName() const { return QuoteQualified(schema, name); }
+std::string Hypertable::DisplayName() const { return backfill::DisplayName(schema, name); }
 std::string Chunk::QualifiedName() const { return QuoteQualified(schema, name); }
+std::string Chunk::DisplayName() const { return backfill::DisplayName(schema, name); }
 
 absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text) {
   absl::string_view numeric = text.substr(0, text.find_first_of("-+ "));
@@ -19,7 +21,8 @@ absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text) {
   if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &version.major) ||
       !absl::SimpleAtoi(parts[1], &version.minor) ||
       (parts.size() > 2 && !absl::SimpleAtoi(parts[2], &version.patch))) {
-    return absl::InvalidArgumentError(absl::StrCat("unrecognised TimescaleDB version '", text, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unrecognised TimescaleDB version '", text, "'"));
   }
   return version;
 }
@@ -49,9 +52,8 @@ absl::StatusOr<std::vector<Hypertable>> Catalog::ListHypertables(absl::string_vi
   absl::StatusOr<pg::Result> rows = conn_->Exec(sql::kListHypertables, {param});
   if (!rows.ok()) {
     if (pg::SqlState(rows.status()) == "2201B") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--filter '", filter, "' is not a valid regular expression: ",
-                       rows.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--filter '", filter, "' is not a valid regular expression: ", rows.status().message()));
     }
     return rows.status();
   }
@@ -98,16 +100,19 @@ absl::StatusOr<std::vector<Chunk>> Catalog::ListChunks(const Hypertable& hyperta
 
 absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
                                                absl::string_view until) {
-  static constexpr absl::string_view kTypes[] = {
-      "timestamp with time zone", "timestamp without time zone", "date", "smallint", "integer",
-      "bigint"};
+  static constexpr absl::string_view kTypes[] = {"timestamp with time zone",
+                                                 "timestamp without time zone",
+                                                 "date",
+                                                 "smallint",
+                                                 "integer",
+                                                 "bigint"};
   bool known = false;
   for (absl::string_view t : kTypes) known = known || t == hypertable.time_type;
   if (!known) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot stage ", hypertable.QualifiedName(), ": its time column ",
-        QuoteIdent(hypertable.time_column), " has type ", hypertable.time_type,
-        ", which --until does not support"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot stage ", hypertable.DisplayName(), ": its time column ",
+                     QuoteIdent(hypertable.time_column), " has type ", hypertable.time_type,
+                     ", which --until does not support"));
   }
   absl::StatusOr<pg::Result> rows =
       conn_->Exec(sql::kParseUntil, {std::string(until), hypertable.time_type});
@@ -115,14 +120,13 @@ absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
     std::optional<std::string> state = pg::SqlState(rows.status());
     if (state.has_value() && state->substr(0, 2) == "22") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "cannot stage ", hypertable.QualifiedName(), ": --until '", until,
-          "' is not a valid ", hypertable.time_type, " for column ",
-          QuoteIdent(hypertable.time_column)));
+          "cannot stage ", hypertable.DisplayName(), ": --until '", until, "' is not a valid ",
+          hypertable.time_type, " for column ", QuoteIdent(hypertable.time_column)));
     }
     return rows.status();
   }
   if (rows->IsNull(0, 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot stage ", hypertable.QualifiedName(),
+    return absl::InvalidArgumentError(absl::StrCat("cannot stage ", hypertable.DisplayName(),
                                                    ": --until '", until, "' has no value"));
   }
   return UntilValue{rows->GetInt(0, 0), rows->Get(0, 1)};
@@ -141,8 +145,7 @@ absl::StatusOr<CreatedChunk> Catalog::CreateChunk(absl::string_view hypertable_s
                                                   absl::string_view hypertable_name,
                                                   absl::string_view slices) {
   absl::StatusOr<pg::Result> rows = conn_->Exec(
-      sql::kCreateChunk,
-      {QuoteQualified(hypertable_schema, hypertable_name), std::string(slices)});
+      sql::kCreateChunk, {QuoteQualified(hypertable_schema, hypertable_name), std::string(slices)});
   if (!rows.ok()) return rows.status();
   return CreatedChunk{rows->Get(0, 0), rows->Get(0, 1), rows->GetBool(0, 2)};
 }

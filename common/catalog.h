@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
+#include <utility>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "common/pg.h"
@@ -38,7 +39,8 @@ struct Hypertable {
   std::string time_type;  // regtype as text, e.g. "timestamp with time zone"
   std::string cagg_view;  // quoted "schema"."view" when this materializes a continuous aggregate
 
-  std::string QualifiedName() const;
+  std::string QualifiedName() const;  // for SQL text
+  std::string DisplayName() const;    // for messages
 };
 
 struct Chunk {
@@ -50,7 +52,8 @@ struct Chunk {
   int64_t time_end = 0;    // internal units, exclusive
   std::string slices;      // JSON object {"column": [start, end], ...} for create_chunk
 
-  std::string QualifiedName() const;
+  std::string QualifiedName() const;  // for SQL text
+  std::string DisplayName() const;    // for messages
 };
 
 // An --until value parsed for one time column type.
@@ -99,7 +102,8 @@ class Catalog {
                                            absl::string_view slices);
 
  private:
-  Catalog(pg::Connection* conn, TimescaleVersion version) : conn_(conn), version_(version) {}
+  Catalog(pg::Connection* conn, TimescaleVersion version)
+      : conn_(conn), version_(std::move(version)) {}
 
   pg::Connection* conn_;
   TimescaleVersion version_;

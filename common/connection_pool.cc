@@ -8,8 +8,7 @@ namespace {
 constexpr size_t kMaxIdle = 8;
 }  // namespace
 
-ConnectionPool::ConnectionPool(std::string conninfo, std::string application_name,
-                               std::string role)
+ConnectionPool::ConnectionPool(std::string conninfo, std::string application_name, std::string role)
     : conninfo_(std::move(conninfo)),
       application_name_(std::move(application_name)),
       role_(std::move(role)) {}

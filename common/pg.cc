@@ -96,8 +96,8 @@ int64_t Result::affected_rows() const {
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view conninfo,
-                                                            absl::string_view application_name,
-                                                            absl::string_view role) {
+                                                             absl::string_view application_name,
+                                                             absl::string_view role) {
   if (absl::Status valid = ValidateConninfo(conninfo, role); !valid.ok()) return valid;
   std::string dsn(conninfo);
   std::string app(application_name);
@@ -115,9 +115,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view c
         absl::StrCat("cannot connect to ", role, " database: out of memory"));
   }
   if (PQstatus(conn) != CONNECTION_OK) {
-    absl::Status status = absl::UnavailableError(absl::StrCat(
-        "cannot connect to ", role, " database (", DescribeConninfo(conninfo),
-        "): ", FirstLine(PQerrorMessage(conn))));
+    absl::Status status = absl::UnavailableError(
+        absl::StrCat("cannot connect to ", role, " database (", DescribeConninfo(conninfo),
+                     "): ", FirstLine(PQerrorMessage(conn))));
     PQfinish(conn);
     return status;
   }
@@ -161,8 +161,8 @@ absl::Status Connection::ErrorFromResult(pg_result* result) const {
 
 absl::Status Connection::ErrorFromConnection(absl::string_view what) const {
   absl::StatusCode code = ok() ? absl::StatusCode::kInternal : absl::StatusCode::kUnavailable;
-  return absl::Status(code, absl::StrCat(role_, ": ", what, ": ",
-                                         FirstLine(PQerrorMessage(conn_))));
+  return absl::Status(code,
+                      absl::StrCat(role_, ": ", what, ": ", FirstLine(PQerrorMessage(conn_))));
 }
 
 absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const std::vector<Param>& params) {
@@ -170,8 +170,8 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const std::vector
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const Param& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
-  pg_result* raw = PQexecParams(conn_, statement.c_str(), static_cast<int>(values.size()),
-                                nullptr, values.data(), nullptr, nullptr, 0);
+  pg_result* raw = PQexecParams(conn_, statement.c_str(), static_cast<int>(values.size()), nullptr,
+                                values.data(), nullptr, nullptr, 0);
   Result result(raw);
   if (raw == nullptr) return ErrorFromConnection("query failed");
   ExecStatusType status = PQresultStatus(raw);
@@ -214,8 +214,8 @@ absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_
     pg_result* raw = PQexec(source.conn_, out_sql.c_str());
     Result result(raw);
     if (raw == nullptr || PQresultStatus(raw) != PGRES_COPY_OUT) {
-      absl::Status status = raw == nullptr ? source.ErrorFromConnection("COPY failed")
-                                           : source.ErrorFromResult(raw);
+      absl::Status status =
+          raw == nullptr ? source.ErrorFromConnection("COPY failed") : source.ErrorFromResult(raw);
       abort_in("source COPY failed");
       return status;
     }
@@ -271,8 +271,7 @@ absl::Status ValidateConninfo(absl::string_view conninfo, absl::string_view role
   if (options == nullptr) {
     std::string why = error != nullptr ? FirstLine(error) : "out of memory";
     if (error != nullptr) PQfreemem(error);
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid ", role, " connection string: ", why));
+    return absl::InvalidArgumentError(absl::StrCat("invalid ", role, " connection string: ", why));
   }
   PQconninfoFree(options);
   return absl::OkStatus();

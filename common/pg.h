@@ -13,8 +13,8 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -69,8 +69,8 @@ class Connection {
   // search_path, standard_conforming_strings on, and `application_name`. `role` ("source",
   // "target") names the database in error messages, which never contain the password.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(absl::string_view conninfo,
-                                                         absl::string_view application_name,
-                                                         absl::string_view role);
+                                                          absl::string_view application_name,
+                                                          absl::string_view role);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

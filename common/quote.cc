@@ -28,3 +28,22 @@ std::string QuoteQualified(absl::string_view schema, absl::string_view name) {
 std::string QuoteLiteral(absl::string_view text) { return Quote(text, '\''); }
 
 }  // namespace backfill
+
+namespace backfill {
+namespace {
+
+std::string IdentForDisplay(absl::string_view name) {
+  bool plain = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
+  for (char c : name) {
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  return plain ? std::string(name) : QuoteIdent(name);
+}
+
+}  // namespace
+
+std::string DisplayName(absl::string_view schema, absl::string_view name) {
+  return absl::StrCat(IdentForDisplay(schema), ".", IdentForDisplay(name));
+}
+
+}  // namespace backfill

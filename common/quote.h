@@ -18,3 +18,12 @@ std::string QuoteQualified(absl::string_view schema, absl::string_view name);
 std::string QuoteLiteral(absl::string_view text);
 
 }  // namespace backfill
+
+namespace backfill {
+
+// schema.name as PostgreSQL's format('%I.%I') prints it: each part quoted only when it needs
+// to be (anything but lowercase letters, digits and underscores, or a leading digit). For
+// messages and output; SQL text always uses QuoteQualified. Keywords are not detected.
+std::string DisplayName(absl::string_view schema, absl::string_view name);
+
+}  // namespace backfill

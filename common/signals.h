@@ -10,7 +10,6 @@
 
 namespace backfill {
 
-void WatchTerminationSignals(std::function<void()> on_graceful,
-                             std::function<void()> on_immediate);
+void WatchTerminationSignals(std::function<void()> on_graceful, std::function<void()> on_immediate);
 
 }  // namespace backfill

@@ -56,10 +56,10 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   if (job == nullptr || pool == nullptr) return response;
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
-  absl::StatusOr<pg::Result> row =
-      (*conn)->Exec(sql::kLeaseTask, {request.worker_id(),
-                                      absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
-                                      absl::StrCat(options_.max_attempts)});
+  absl::StatusOr<pg::Result> row = (*conn)->Exec(
+      sql::kLeaseTask,
+      {request.worker_id(), absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
+       absl::StrCat(options_.max_attempts)});
   if (!row.ok()) return row.status();
   if (row->rows() == 0) return response;
   v1::Task* task = response.mutable_task();
@@ -78,11 +78,11 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   response.set_kind(v1::LeaseTaskResponse::TASK);
   *response.mutable_databases() = job->databases;
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
-  const std::string chunk = QuoteQualified(task->source_chunk_schema(), task->source_chunk_name());
+  const std::string chunk = DisplayName(task->source_chunk_schema(), task->source_chunk_name());
   {
     absl::MutexLock lock(&mu_);
     job->task_names[task->task_id()] = {
-        chunk, QuoteQualified(task->hypertable_schema(), task->hypertable_name())};
+        chunk, DisplayName(task->hypertable_schema(), task->hypertable_name())};
   }
   LOG(INFO) << "leased chunk " << chunk << " (task " << task->task_id() << ", epoch "
             << task->lease_epoch() << ") to worker " << request.worker_id();
@@ -181,8 +181,8 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
     absl::StatusOr<Catalog> catalog = Catalog::Load(**source);
     if (!catalog.ok()) return catalog.status();
   }
-  auto pool = std::make_shared<ConnectionPool>(databases.target(), options_.application_name,
-                                               "target");
+  auto pool =
+      std::make_shared<ConnectionPool>(databases.target(), options_.application_name, "target");
   {
     absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
     if (!conn.ok()) return conn.status();

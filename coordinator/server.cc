@@ -98,8 +98,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.SetMaxReceiveMessageSize(4 << 20);
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address,
-                                               ": the address is invalid or already in use"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": the address is invalid or already in use"));
   }
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backfill_coordinator_sql.h"
@@ -23,8 +24,8 @@ struct Plan {
 };
 
 // Every problem with one hypertable's columns in the target, as lines for the report.
-absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target,
-                                const Hypertable& h, std::vector<std::string>* problems) {
+absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target, const Hypertable& h,
+                                std::vector<std::string>* problems) {
   absl::StatusOr<std::vector<Column>> source_columns = ListColumns(source, h.QualifiedName());
   if (!source_columns.ok()) return source_columns.status();
   absl::StatusOr<std::vector<Column>> target_columns = ListColumns(target, h.QualifiedName());
@@ -34,11 +35,11 @@ absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target,
   for (const Column& c : *source_columns) {
     auto it = target_types.find(c.name);
     if (it == target_types.end()) {
-      problems->push_back(absl::StrCat(h.QualifiedName(), ": column ", QuoteIdent(c.name), " (",
+      problems->push_back(absl::StrCat(h.DisplayName(), ": column ", QuoteIdent(c.name), " (",
                                        c.type, ") is missing in the target"));
     } else if (it->second != c.type) {
-      problems->push_back(absl::StrCat(h.QualifiedName(), ": column ", QuoteIdent(c.name),
-                                       " is ", c.type, " in the source but ", it->second,
+      problems->push_back(absl::StrCat(h.DisplayName(), ": column ", QuoteIdent(c.name), " is ",
+                                       c.type, " in the source but ", it->second,
                                        " in the target"));
     }
   }
@@ -71,8 +72,8 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     if (request.filter().empty()) {
       return absl::NotFoundError("the source database has no hypertables to stage");
     }
-    return absl::NotFoundError(absl::StrCat("no hypertable or continuous aggregate matches --filter '",
-                                            request.filter(), "'"));
+    return absl::NotFoundError(absl::StrCat(
+        "no hypertable or continuous aggregate matches --filter '", request.filter(), "'"));
   }
 
   // Plan everything and collect every problem before writing anything.
@@ -89,7 +90,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
         target_catalog->FindHypertable(h.schema, h.name);
     if (!in_target.ok()) return in_target.status();
     if (!in_target->has_value()) {
-      problems.push_back(absl::StrCat(h.QualifiedName(), " is not a hypertable in the target"));
+      problems.push_back(absl::StrCat(h.DisplayName(), " is not a hypertable in the target"));
       continue;
     }
     if (absl::Status s = CheckTargetColumns(source, target, h, &problems); !s.ok()) return s;
@@ -97,9 +98,14 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     if (!chunks.ok()) return chunks.status();
     plans.push_back(Plan{h, *until, *std::move(chunks)});
   }
-  if (!problems.empty()) {
+  if (problems.size() == 1) {
+    const std::string& only = problems.front();
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot stage:\n  ", absl::StrJoin(problems, "\n  ")));
+        absl::StartsWith(only, "cannot stage") ? only : absl::StrCat("cannot stage ", only));
+  }
+  if (!problems.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot stage: ", problems.size(), " problems\n  ", absl::StrJoin(problems, "\n  ")));
   }
 
   if (absl::Status s = EnsureTaskSchema(target); !s.ok()) return s;
@@ -129,10 +135,10 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
       absl::StatusOr<CreatedChunk> target_chunk =
           target_catalog->CreateChunk(h.schema, h.name, chunk.slices);
       if (!target_chunk.ok()) {
-        return fail(absl::Status(target_chunk.status().code(),
-                                 absl::StrCat("cannot create the target chunk for ",
-                                              chunk.QualifiedName(), ": ",
-                                              target_chunk.status().message())));
+        return fail(
+            absl::Status(target_chunk.status().code(),
+                         absl::StrCat("cannot create the target chunk for ", chunk.DisplayName(),
+                                      ": ", target_chunk.status().message())));
       }
       if (target_chunk->created) ++created;
       const bool cut = chunk.time_end > plan.until.internal;
@@ -143,9 +149,9 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
         staged->set_chunks_cut(staged->chunks_cut() + 1);
       }
       absl::StatusOr<pg::Result> inserted = target.Exec(
-          sql::kInsertTask, {h.schema, h.name, chunk.schema, chunk.name, target_chunk->schema,
-                             target_chunk->name, chunk.slices, h.time_column, h.time_type,
-                             until_internal, until_literal});
+          sql::kInsertTask,
+          {h.schema, h.name, chunk.schema, chunk.name, target_chunk->schema, target_chunk->name,
+           chunk.slices, h.time_column, h.time_type, until_internal, until_literal});
       if (!inserted.ok()) return fail(inserted.status());
       if (inserted->rows() == 1) {
         staged->set_chunks_staged(staged->chunks_staged() + 1);
@@ -154,7 +160,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
       }
     }
     if (absl::Status s = target.ExecScript("COMMIT"); !s.ok()) return fail(s);
-    LOG(INFO) << "staged " << staged->chunks_staged() << " chunks of " << h.QualifiedName() << " ("
+    LOG(INFO) << "staged " << staged->chunks_staged() << " chunks of " << h.DisplayName() << " ("
               << staged->chunks_already_staged() << " already staged)";
   }
   response.set_target_chunks_created(created);

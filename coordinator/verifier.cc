@@ -11,8 +11,7 @@ namespace {
 
 absl::StatusOr<int64_t> CountRows(pg::Connection& conn, const std::string& table,
                                   const std::string& where) {
-  absl::StatusOr<pg::Result> rows =
-      conn.Exec(absl::StrCat("SELECT count(*) FROM ", table, where));
+  absl::StatusOr<pg::Result> rows = conn.Exec(absl::StrCat("SELECT count(*) FROM ", table, where));
   if (!rows.ok()) return rows.status();
   return rows->GetInt(0, 0);
 }
@@ -37,11 +36,11 @@ absl::StatusOr<v1::VerifyResponse> VerifyCopiedTasks(pg::Connection& source,
   v1::VerifyResponse response;
   for (int i = 0; i < tasks->rows(); ++i) {
     v1::ChunkVerification* chunk = response.add_chunks();
-    chunk->set_hypertable(QuoteQualified(tasks->Get(i, 1), tasks->Get(i, 2)));
+    chunk->set_hypertable(DisplayName(tasks->Get(i, 1), tasks->Get(i, 2)));
     const std::string source_chunk = QuoteQualified(tasks->Get(i, 3), tasks->Get(i, 4));
     const std::string target_chunk = QuoteQualified(tasks->Get(i, 5), tasks->Get(i, 6));
-    chunk->set_source_chunk(source_chunk);
-    chunk->set_target_chunk(target_chunk);
+    chunk->set_source_chunk(DisplayName(tasks->Get(i, 3), tasks->Get(i, 4)));
+    chunk->set_target_chunk(DisplayName(tasks->Get(i, 5), tasks->Get(i, 6)));
     const std::string where =
         TaskRangeWhere(tasks->GetBool(i, 9), tasks->Get(i, 7), tasks->Get(i, 8), tasks->Get(i, 10));
     absl::StatusOr<bool> source_exists = RelationExists(source, source_chunk);

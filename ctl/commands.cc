@@ -124,14 +124,13 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
     for (const v1::TaskEvent& e : progress.events()) {
       switch (e.outcome()) {
         case v1::ReportTaskRequest::COPIED:
-          std::cout << "[" << ++shown << "/" << progress.tasks_total()
-                    << "] copied chunk " << e.chunk() << " (" << e.rows() << " rows, "
-                    << HumanBytes(e.bytes()) << ")" << std::endl;
+          std::cout << "[" << ++shown << "/" << progress.tasks_total() << "] copied chunk "
+                    << e.chunk() << " (" << e.rows() << " rows, " << HumanBytes(e.bytes()) << ")"
+                    << std::endl;
           break;
         case v1::ReportTaskRequest::SOURCE_MISSING:
-          std::cout << "[" << ++shown << "/" << progress.tasks_total()
-                    << "] skipped chunk " << e.chunk() << ": it no longer exists on the source"
-                    << std::endl;
+          std::cout << "[" << ++shown << "/" << progress.tasks_total() << "] skipped chunk "
+                    << e.chunk() << ": it no longer exists on the source" << std::endl;
           break;
         case v1::ReportTaskRequest::FAILED:
           if (!progress.finished()) {
@@ -158,8 +157,8 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   if (!status.ok()) return Fail(status);
   std::cout << "Copied " << last.tasks_done() << " of " << last.tasks_total() << " chunks ("
             << last.rows_copied() << " rows, " << HumanBytes(last.bytes_copied()) << ") in "
-            << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
-            << "." << std::endl;
+            << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))) << "."
+            << std::endl;
   if (last.tasks_failed() > 0) {
     std::cerr << last.tasks_failed() << " chunks failed:" << std::endl;
     for (const v1::TaskEvent& e : last.events()) {
@@ -186,9 +185,9 @@ int RunVerify(ControlClient& client, const CtlOptions& options) {
       std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk() << ": "
                 << c.error() << "\n";
     } else {
-      std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk()
-                << " -> " << c.target_chunk() << ": row count source " << c.source_rows()
-                << ", target " << c.target_rows() << "\n";
+      std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk() << " -> "
+                << c.target_chunk() << ": row count source " << c.source_rows() << ", target "
+                << c.target_rows() << "\n";
     }
   }
   std::cout << "Verified " << response->chunks_size() << " chunks: " << response->mismatches()

@@ -12,23 +12,26 @@ constexpr char kVersion[] = "0.1.0";
 
 void AddDatabases(CLI::App* command, backfill::CtlOptions* options, bool source) {
   if (source) {
-    command->add_option("--source", *options->databases.mutable_source(),
-                        "source database: libpq connection string or URI")
+    command
+        ->add_option("--source", *options->databases.mutable_source(),
+                     "source database: libpq connection string or URI")
         ->required();
   }
-  command->add_option("--target", *options->databases.mutable_target(),
-                      "target database: libpq connection string or URI")
+  command
+      ->add_option("--target", *options->databases.mutable_target(),
+                   "target database: libpq connection string or URI")
       ->required();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"timescaledb-backfill: copies historic hypertable data between TimescaleDB "
-               "databases, chunk by chunk, over any number of workers"};
-  app.set_version_flag("-V,--version",
-                       std::string("timescaledb-backfill ") + kVersion +
-                           " (TimescaleDB " + backfill::kSupportedTimescaleRange + ")");
+  CLI::App app{
+      "timescaledb-backfill: copies historic hypertable data between TimescaleDB "
+      "databases, chunk by chunk, over any number of workers"};
+  app.set_version_flag("-V,--version", std::string("timescaledb-backfill ") + kVersion +
+                                           " (TimescaleDB " + backfill::kSupportedTimescaleRange +
+                                           ")");
   app.require_subcommand(1);
   app.fallthrough();
   backfill::CtlOptions options;
@@ -40,8 +43,9 @@ int main(int argc, char** argv) {
   CLI::App* stage = app.add_subcommand(
       "stage", "find the source chunks to copy and write one task per chunk into the target");
   AddDatabases(stage, &options, true);
-  stage->add_option("-u,--until", options.until,
-                    "copy rows strictly before this time (or integer) value")
+  stage
+      ->add_option("-u,--until", options.until,
+                   "copy rows strictly before this time (or integer) value")
       ->required();
   stage->add_option("-f,--filter", options.filter,
                     "POSIX regular expression matched against schema-qualified hypertable and "
@@ -59,8 +63,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
 
   CLI::App* verify = app.add_subcommand(
-      "verify", "compare the copied chunks' rows in source and target; non-zero exit on any "
-                "difference");
+      "verify",
+      "compare the copied chunks' rows in source and target; non-zero exit on any "
+      "difference");
   AddDatabases(verify, &options, true);
   verify->add_option("-p,--parallelism", options.parallelism, "accepted for compatibility")
       ->check(CLI::Range(1, 256));

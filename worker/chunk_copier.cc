@@ -20,10 +20,8 @@ void Rollback(pg::Connection& conn) { (void)conn.ExecScript("ROLLBACK"); }
 
 absl::StatusOr<CopyOutcome> CopyInTransactions(pg::Connection& source, pg::Connection& target,
                                                const CopySpec& spec) {
-  const std::string source_chunk =
-      QuoteQualified(spec.source_chunk_schema, spec.source_chunk_name);
-  const std::string target_chunk =
-      QuoteQualified(spec.target_chunk_schema, spec.target_chunk_name);
+  const std::string source_chunk = QuoteQualified(spec.source_chunk_schema, spec.source_chunk_name);
+  const std::string target_chunk = QuoteQualified(spec.target_chunk_schema, spec.target_chunk_name);
 
   // The source snapshot is taken by the first query and serves the whole chunk.
   if (absl::Status s = source.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -35,8 +33,8 @@ absl::StatusOr<CopyOutcome> CopyInTransactions(pg::Connection& source, pg::Conne
   if (absl::Status s = target.ExecScript("BEGIN; SET LOCAL synchronous_commit = off"); !s.ok()) {
     return s;
   }
-  absl::StatusOr<pg::Result> fence = target.Exec(
-      sql::kFenceTask, {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch)});
+  absl::StatusOr<pg::Result> fence =
+      target.Exec(sql::kFenceTask, {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch)});
   if (!fence.ok()) return fence.status();
   if (fence->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0};
 
@@ -46,7 +44,9 @@ absl::StatusOr<CopyOutcome> CopyInTransactions(pg::Connection& source, pg::Conne
   std::string message;
   if (!*exists) {
     outcome.kind = CopyOutcome::Kind::kSourceMissing;
-    message = absl::StrCat("source chunk ", source_chunk, " no longer exists; skipped");
+    message =
+        absl::StrCat("source chunk ", DisplayName(spec.source_chunk_schema, spec.source_chunk_name),
+                     " no longer exists; skipped");
   } else {
     absl::StatusOr<std::vector<Column>> columns = ListColumns(source, source_chunk);
     if (!columns.ok()) return columns.status();
@@ -64,21 +64,21 @@ absl::StatusOr<CopyOutcome> CopyInTransactions(pg::Connection& source, pg::Conne
 
     absl::Status deleted = target.ExecScript(absl::StrCat("DELETE FROM ", target_chunk, where));
     if (!deleted.ok()) return deleted;
-    absl::StatusOr<pg::CopyStats> stats = target.CopyFrom(
-        source,
-        absl::StrCat("COPY (SELECT ", column_list, " FROM ", source_chunk, where,
-                     ") TO STDOUT (FORMAT ", format, ")"),
-        absl::StrCat("COPY ", target_chunk, " (", column_list, ") FROM STDIN (FORMAT ", format,
-                     ")"));
+    absl::StatusOr<pg::CopyStats> stats =
+        target.CopyFrom(source,
+                        absl::StrCat("COPY (SELECT ", column_list, " FROM ", source_chunk, where,
+                                     ") TO STDOUT (FORMAT ", format, ")"),
+                        absl::StrCat("COPY ", target_chunk, " (", column_list,
+                                     ") FROM STDIN (FORMAT ", format, ")"));
     if (!stats.ok()) return stats.status();
     outcome.rows = stats->rows;
     outcome.bytes = stats->bytes;
-    message = absl::StrCat("copied ", stats->rows, " rows from ", source_chunk);
+    message = absl::StrCat("copied ", stats->rows, " rows from ",
+                           DisplayName(spec.source_chunk_schema, spec.source_chunk_name));
   }
-  absl::StatusOr<pg::Result> completed =
-      target.Exec(sql::kCompleteTask,
-                  {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch),
-                   absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
+  absl::StatusOr<pg::Result> completed = target.Exec(
+      sql::kCompleteTask, {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch),
+                           absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
   if (!completed.ok()) return completed.status();
   if (completed->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0};
   if (absl::Status s = target.ExecScript("COMMIT"); !s.ok()) return s;

@@ -35,17 +35,16 @@ struct GrpcCoordinatorClient::Impl {
 
 GrpcCoordinatorClient::GrpcCoordinatorClient(const std::string& address)
     : impl_(std::make_unique<Impl>()) {
-  impl_->stub = v1::WorkerService::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  impl_->stub =
+      v1::WorkerService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 }
 
 GrpcCoordinatorClient::~GrpcCoordinatorClient() = default;
 
 absl::StatusOr<v1::RegisterWorkerResponse> GrpcCoordinatorClient::RegisterWorker(
     const v1::RegisterWorkerRequest& request) {
-  return Invoke<v1::RegisterWorkerResponse>([&](grpc::ClientContext* c, auto* r) {
-    return impl_->stub->RegisterWorker(c, request, r);
-  });
+  return Invoke<v1::RegisterWorkerResponse>(
+      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->RegisterWorker(c, request, r); });
 }
 
 absl::StatusOr<v1::LeaseTaskResponse> GrpcCoordinatorClient::LeaseTask(

@@ -101,7 +101,7 @@ absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
 
 void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   const v1::Task& task = lease.task();
-  const std::string chunk = QuoteQualified(task.source_chunk_schema(), task.source_chunk_name());
+  const std::string chunk = DisplayName(task.source_chunk_schema(), task.source_chunk_name());
   v1::ReportTaskRequest report;
   report.set_worker_id(worker_id_);
   report.set_task_id(task.task_id());
@@ -109,8 +109,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
 
   absl::Status connected = EnsureConnections(lease.databases());
   if (!connected.ok()) {
-    LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << ": "
-                 << connected.message();
+    LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << ": " << connected.message();
     report.set_outcome(v1::ReportTaskRequest::FAILED);
     report.set_error(std::string(connected.message()));
     report.set_retryable(pg::IsRetryable(connected));
@@ -169,8 +168,8 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   } else {
     switch (outcome->kind) {
       case CopyOutcome::Kind::kCopied:
-        LOG(INFO) << "worker " << worker_id_ << ": copied chunk " << chunk << " ("
-                  << outcome->rows << " rows, " << outcome->bytes << " bytes) in "
+        LOG(INFO) << "worker " << worker_id_ << ": copied chunk " << chunk << " (" << outcome->rows
+                  << " rows, " << outcome->bytes << " bytes) in "
                   << absl::FormatDuration(absl::Now() - start);
         report.set_outcome(v1::ReportTaskRequest::COPIED);
         break;

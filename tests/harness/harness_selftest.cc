@@ -1,0 +1,244 @@
+// Self-test of the test harness: subprocess helpers and throwaway PostgreSQL clusters.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/harness/pg_cluster.h"
+#include "tests/harness/process.h"
+
+namespace backfill::testing {
+namespace {
+
+TEST(RunProcessTest, CapturesStdoutStderrAndExitCode) {
+  ProcessResult result = RunProcess({"sh", "-c", "echo to-out; echo to-err >&2; exit 3"});
+  EXPECT_EQ(result.exit_code, 3);
+  EXPECT_EQ(result.out, "to-out\n");
+  EXPECT_EQ(result.err, "to-err\n");
+}
+
+TEST(RunProcessTest, LargeOutputOnBothStreamsDoesNotBlock) {
+  ProcessResult result = RunProcess(
+      {"sh", "-c", "head -c 1000000 /dev/zero; head -c 700000 /dev/zero >&2; echo done >&2"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out.size(), 1000000u);
+  EXPECT_EQ(result.err.size(), 700005u);
+}
+
+TEST(RunProcessTest, ExtraEnvOverridesEnvironment) {
+  ProcessResult result = RunProcess({"sh", "-c", "printf '%s/%s' \"$HARNESS_X\" \"$PATH\""},
+                                    {{"HARNESS_X", "hello"}});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out.substr(0, 6), "hello/");
+  EXPECT_GT(result.out.size(), 6u);  // PATH inherited.
+}
+
+TEST(RunProcessTest, TimeoutKillsChild) {
+  auto start = std::chrono::steady_clock::now();
+  ProcessResult result = RunProcess({"sh", "-c", "echo started; exec sleep 30"}, {}, 1);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(result.exit_code, 128 + SIGKILL);
+  EXPECT_EQ(result.out, "started\n");
+  EXPECT_NE(result.err.find("[harness: timed out]"), std::string::npos) << result.err;
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+TEST(RunProcessTest, SignalledChildReports128PlusSignal) {
+  ProcessResult result = RunProcess({"sh", "-c", "kill -TERM $$"});
+  EXPECT_EQ(result.exit_code, 128 + SIGTERM);
+}
+
+TEST(RunProcessTest, MissingBinaryExits127) {
+  ProcessResult result = RunProcess({"/nonexistent/definitely-not-here"});
+  EXPECT_EQ(result.exit_code, 127);
+  EXPECT_NE(result.err.find("execvp"), std::string::npos) << result.err;
+}
+
+TEST(RunProcessTest, WorkingDir) {
+  ProcessResult result = RunProcess({"pwd"}, {}, 10, "/tmp");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, "/tmp\n");
+}
+
+TEST(BackgroundProcessTest, SignalWaitAndLog) {
+  std::string log = ::testing::TempDir() + "harness_bg_" + std::to_string(getpid()) + ".log";
+  std::filesystem::remove(log);
+  BackgroundProcess process({"sh", "-c", "echo hello; echo oops >&2; exec sleep 30"}, log,
+                            {{"HARNESS_Y", "1"}});
+  ASSERT_GT(process.pid(), 0);
+  EXPECT_TRUE(process.IsRunning());
+  EXPECT_FALSE(process.WaitFor(100).has_value());
+  // Wait for the output before signalling.
+  for (int i = 0; i < 200 && ReadFile(log) != "hello\noops\n"; ++i) usleep(10000);
+  EXPECT_TRUE(process.Signal(SIGTERM));
+  EXPECT_EQ(process.Wait(), 128 + SIGTERM);
+  EXPECT_FALSE(process.IsRunning());
+  EXPECT_EQ(process.Wait(), 128 + SIGTERM);
+  EXPECT_FALSE(process.Signal(SIGTERM));
+  EXPECT_EQ(ReadFile(log), "hello\noops\n");
+  std::filesystem::remove(log);
+}
+
+TEST(BackgroundProcessTest, ExitCodeKillMoveAndDestructor) {
+  std::string log = ::testing::TempDir() + "harness_bg2_" + std::to_string(getpid()) + ".log";
+  BackgroundProcess quick({"sh", "-c", "exit 7"}, log);
+  EXPECT_EQ(quick.Wait(), 7);
+
+  BackgroundProcess sleeper({"sleep", "30"}, log);
+  pid_t pid = sleeper.pid();
+  BackgroundProcess moved(std::move(sleeper));
+  EXPECT_EQ(moved.pid(), pid);
+  EXPECT_TRUE(moved.IsRunning());
+  EXPECT_EQ(moved.Kill(), 128 + SIGKILL);
+
+  pid_t orphan_pid;
+  {
+    BackgroundProcess scoped({"sleep", "30"}, log);
+    orphan_pid = scoped.pid();
+    ASSERT_EQ(kill(orphan_pid, 0), 0);
+  }
+  EXPECT_NE(kill(orphan_pid, 0), 0);  // Killed and reaped by the destructor.
+
+  BackgroundProcess missing({"/nonexistent/definitely-not-here"}, log);
+  EXPECT_EQ(missing.Wait(), 127);
+  std::filesystem::remove(log);
+}
+
+TEST(FreeLoopbackPortTest, ReturnsBindablePort) {
+  int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  close(fd);
+}
+
+TEST(PgClusterTest, StartQueryRestart) {
+  absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start({true, "selftest"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<PgCluster> cluster = std::move(*started);
+  const std::string dir = cluster->dir();
+  const int port = cluster->port();
+  EXPECT_EQ(dir.rfind("/tmp/backfill-test-selftest-", 0), 0u) << dir;
+  EXPECT_EQ(cluster->Dsn("app"),
+            "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=app");
+  EXPECT_EQ(cluster->Uri(), "postgresql://postgres@127.0.0.1:" + std::to_string(port) +
+                                "/postgres");
+
+  EXPECT_EQ(cluster->has_timescaledb(), TimescaleMissingReason().empty())
+      << "missing reason: " << TimescaleMissingReason();
+  if (!cluster->has_timescaledb()) {
+    std::fprintf(stderr, "*** harness_selftest: TimescaleDB absent (%s) ***\n",
+                 TimescaleMissingReason().c_str());
+  }
+
+  ASSERT_TRUE(cluster->CreateDatabase("app").ok());
+  ASSERT_TRUE(cluster->Exec("app", "create table t (id int, v text); "
+                                   "insert into t values (1, 'a'), (2, null);")
+                  .ok());
+  absl::StatusOr<QueryRows> rows = cluster->Query("app", "select id, v from t order by id");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0][0], "1");
+  EXPECT_EQ((*rows)[0][1], "a");
+  EXPECT_EQ((*rows)[1][1], std::nullopt);
+  EXPECT_EQ(cluster->QueryValue("app", "select v from t where id = 2").value_or("x"), "");
+  EXPECT_FALSE(cluster->QueryValue("app", "select 1 where false").ok());
+
+  absl::StatusOr<std::string> ext =
+      cluster->QueryValue("app", "select count(*) from pg_extension where extname='timescaledb'");
+  ASSERT_TRUE(ext.ok()) << ext.status();
+  EXPECT_EQ(*ext, cluster->has_timescaledb() ? "1" : "0");
+  if (cluster->has_timescaledb()) {
+    EXPECT_TRUE(cluster->Exec("app", "create table m (ts timestamptz not null, x int); "
+                                     "select create_hypertable('m', 'ts');")
+                    .ok());
+  }
+
+  absl::StatusOr<QueryRows> bad = cluster->Query("app", "select * from no_such_table");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("no_such_table"), std::string::npos) << bad.status();
+
+  ASSERT_TRUE(cluster->CreateDatabaseWithoutTimescale("plain").ok());
+  EXPECT_EQ(cluster->QueryValue("plain", "select count(*) from pg_extension "
+                                         "where extname='timescaledb'")
+                .value_or("?"),
+            "0");
+
+  absl::Status restarted = cluster->Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  EXPECT_EQ(cluster->QueryValue("app", "select count(*) from t").value_or("?"), "2");
+  EXPECT_EQ(cluster->QueryValue("postgres", "show fsync").value_or("?"), "off");
+
+  ASSERT_TRUE(cluster->Stop().ok());
+  EXPECT_FALSE(cluster->QueryValue("app", "select 1").ok());
+  ASSERT_TRUE(cluster->Restart().ok());
+  EXPECT_EQ(cluster->QueryValue("app", "select 1").value_or("?"), "1");
+  if (cluster->has_timescaledb()) {
+    EXPECT_EQ(cluster->QueryValue("app", "select count(*) from timescaledb_information.hypertables")
+                  .value_or("?"),
+              "1");
+  }
+
+  cluster.reset();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  ProcessResult ready = RunProcess({PgBinDir() + "/pg_isready", "-h", "127.0.0.1", "-p",
+                                    std::to_string(port)}, {}, 30);
+  EXPECT_NE(ready.exit_code, 0) << "server still accepting on port " << port;
+}
+
+TEST(PgClusterTest, WithoutPreloadHasNoTimescale) {
+  absl::StatusOr<std::unique_ptr<PgCluster>> cluster = PgCluster::Start({false, "nopreload"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  EXPECT_FALSE((*cluster)->has_timescaledb());
+  EXPECT_EQ((*cluster)->QueryValue("postgres", "show shared_preload_libraries").value_or("?"),
+            "");
+}
+
+// The shape integration suites use: one cluster per suite, skipped loudly without TimescaleDB.
+class SharedClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start({true, "shared"});
+    ASSERT_TRUE(started.ok()) << started.status();
+    cluster_ = std::move(*started).release();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override { BACKFILL_REQUIRE_TIMESCALEDB(cluster_); }
+
+  static PgCluster* cluster_;
+};
+
+PgCluster* SharedClusterTest::cluster_ = nullptr;
+
+TEST_F(SharedClusterTest, TimescaleVersionFromEnvironmentOrDefault) {
+  ASSERT_TRUE(cluster_->CreateDatabase("versioned").ok());
+  absl::StatusOr<std::string> version = cluster_->QueryValue(
+      "versioned", "select extversion from pg_extension where extname='timescaledb'");
+  ASSERT_TRUE(version.ok()) << version.status();
+  const char* wanted = std::getenv("BACKFILL_TEST_TIMESCALEDB_VERSION");
+  if (wanted != nullptr && wanted[0] != '\0') {
+    EXPECT_EQ(*version, wanted);
+  }
+  EXPECT_FALSE(version->empty());
+}
+
+}  // namespace
+}  // namespace backfill::testing
