@@ -1,6 +1,7 @@
 // backfill-worker: leases chunk copies from a backfill-coordinator and runs them.
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
@@ -29,18 +30,26 @@ int main(int argc, char** argv) {
   }
   backfill::InitLogging(argv[0], verbosity + 1);
 
-  backfill::GrpcCoordinatorClient client(coordinator);
-  backfill::Worker worker(options, &client);
+  // Installed before gRPC starts its threads, so they inherit the blocked signals.
+  std::atomic<backfill::Worker*> running{nullptr};
   backfill::WatchTerminationSignals(
-      [&worker] {
+      [&running] {
         std::cerr << "backfill-worker: stopping after the chunk in progress "
                      "(signal again to abort it)\n";
-        worker.Stop();
+        if (backfill::Worker* w = running.load()) {
+          w->Stop();
+        } else {
+          _exit(0);
+        }
       },
       [] {
         std::cerr << "backfill-worker: aborting; the chunk in progress is rolled back\n";
         _exit(130);
       });
+  backfill::GrpcCoordinatorClient client(coordinator);
+  backfill::Worker worker(options, &client);
+  running = &worker;
   worker.Run();
+  running = nullptr;
   return 0;
 }

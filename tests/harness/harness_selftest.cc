@@ -37,8 +37,8 @@ TEST(RunProcessTest, LargeOutputOnBothStreamsDoesNotBlock) {
 }
 
 TEST(RunProcessTest, ExtraEnvOverridesEnvironment) {
-  ProcessResult result = RunProcess({"sh", "-c", "printf '%s/%s' \"$HARNESS_X\" \"$PATH\""},
-                                    {{"HARNESS_X", "hello"}});
+  ProcessResult result =
+      RunProcess({"sh", "-c", "printf '%s/%s' \"$HARNESS_X\" \"$PATH\""}, {{"HARNESS_X", "hello"}});
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_EQ(result.out.substr(0, 6), "hello/");
   EXPECT_GT(result.out.size(), 6u);  // PATH inherited.
@@ -136,8 +136,8 @@ TEST(PgClusterTest, StartQueryRestart) {
   EXPECT_EQ(dir.rfind("/tmp/backfill-test-selftest-", 0), 0u) << dir;
   EXPECT_EQ(cluster->Dsn("app"),
             "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=app");
-  EXPECT_EQ(cluster->Uri(), "postgresql://postgres@127.0.0.1:" + std::to_string(port) +
-                                "/postgres");
+  EXPECT_EQ(cluster->Uri(),
+            "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres");
 
   EXPECT_EQ(cluster->has_timescaledb(), TimescaleMissingReason().empty())
       << "missing reason: " << TimescaleMissingReason();
@@ -147,9 +147,9 @@ TEST(PgClusterTest, StartQueryRestart) {
   }
 
   ASSERT_TRUE(cluster->CreateDatabase("app").ok());
-  ASSERT_TRUE(cluster->Exec("app", "create table t (id int, v text); "
-                                   "insert into t values (1, 'a'), (2, null);")
-                  .ok());
+  absl::Status created = cluster->Exec(
+      "app", "create table t (id int, v text); insert into t values (1, 'a'), (2, null)");
+  ASSERT_TRUE(created.ok()) << created;
   absl::StatusOr<QueryRows> rows = cluster->Query("app", "select id, v from t order by id");
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 2u);
@@ -164,9 +164,10 @@ TEST(PgClusterTest, StartQueryRestart) {
   ASSERT_TRUE(ext.ok()) << ext.status();
   EXPECT_EQ(*ext, cluster->has_timescaledb() ? "1" : "0");
   if (cluster->has_timescaledb()) {
-    EXPECT_TRUE(cluster->Exec("app", "create table m (ts timestamptz not null, x int); "
-                                     "select create_hypertable('m', 'ts');")
-                    .ok());
+    absl::Status hypertable = cluster->Exec(
+        "app",
+        "create table m (ts timestamptz not null, x int); select create_hypertable('m', 'ts')");
+    EXPECT_TRUE(hypertable.ok()) << hypertable;
   }
 
   absl::StatusOr<QueryRows> bad = cluster->Query("app", "select * from no_such_table");
@@ -174,10 +175,8 @@ TEST(PgClusterTest, StartQueryRestart) {
   EXPECT_NE(bad.status().message().find("no_such_table"), std::string::npos) << bad.status();
 
   ASSERT_TRUE(cluster->CreateDatabaseWithoutTimescale("plain").ok());
-  EXPECT_EQ(cluster->QueryValue("plain", "select count(*) from pg_extension "
-                                         "where extname='timescaledb'")
-                .value_or("?"),
-            "0");
+  const std::string count_ext = "select count(*) from pg_extension where extname='timescaledb'";
+  EXPECT_EQ(cluster->QueryValue("plain", count_ext).value_or("?"), "0");
 
   absl::Status restarted = cluster->Restart();
   ASSERT_TRUE(restarted.ok()) << restarted;
@@ -196,8 +195,8 @@ TEST(PgClusterTest, StartQueryRestart) {
 
   cluster.reset();
   EXPECT_FALSE(std::filesystem::exists(dir));
-  ProcessResult ready = RunProcess({PgBinDir() + "/pg_isready", "-h", "127.0.0.1", "-p",
-                                    std::to_string(port)}, {}, 30);
+  ProcessResult ready = RunProcess(
+      {PgBinDir() + "/pg_isready", "-h", "127.0.0.1", "-p", std::to_string(port)}, {}, 30);
   EXPECT_NE(ready.exit_code, 0) << "server still accepting on port " << port;
 }
 
@@ -205,8 +204,7 @@ TEST(PgClusterTest, WithoutPreloadHasNoTimescale) {
   absl::StatusOr<std::unique_ptr<PgCluster>> cluster = PgCluster::Start({false, "nopreload"});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   EXPECT_FALSE((*cluster)->has_timescaledb());
-  EXPECT_EQ((*cluster)->QueryValue("postgres", "show shared_preload_libraries").value_or("?"),
-            "");
+  EXPECT_EQ((*cluster)->QueryValue("postgres", "show shared_preload_libraries").value_or("?"), "");
 }
 
 // The shape integration suites use: one cluster per suite, skipped loudly without TimescaleDB.

@@ -157,9 +157,9 @@ absl::StatusOr<PgConnPtr> Connect(const std::string& dsn) {
 absl::StatusOr<PgResultPtr> Execute(PGconn* conn, const std::string& sql) {
   PgResultPtr result(PQexec(conn, sql.c_str()));
   if (result == nullptr) {
-    return absl::InternalError(absl::StrCat("PQexec failed: ",
-                                            absl::StripAsciiWhitespace(PQerrorMessage(conn)),
-                                            " (sql: ", Truncate(sql, 300), ")"));
+    return absl::InternalError(
+        absl::StrCat("PQexec failed: ", absl::StripAsciiWhitespace(PQerrorMessage(conn)),
+                     " (sql: ", Truncate(sql, 300), ")"));
   }
   ExecStatusType status = PQresultStatus(result.get());
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY) {
@@ -205,8 +205,8 @@ PgCluster::PgCluster(std::string dir, bool preload_timescaledb)
     : dir_(std::move(dir)), preload_timescaledb_(preload_timescaledb) {}
 
 absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptions& options) {
-  std::string dir_template = absl::StrCat("/tmp/backfill-test-", SanitizeName(options.name),
-                                          "-XXXXXX");
+  std::string dir_template =
+      absl::StrCat("/tmp/backfill-test-", SanitizeName(options.name), "-XXXXXX");
   if (mkdtemp(dir_template.data()) == nullptr) {
     return absl::InternalError(absl::StrCat("mkdtemp ", dir_template, " failed"));
   }
@@ -218,11 +218,10 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptio
     absl::Status status = ChownToPostgres(cluster->dir_);
     if (!status.ok()) return status;
   }
-  absl::Status status =
-      cluster->RunPgTool("initdb",
-                         {"-D", cluster->data_dir(), "-A", "trust", "-U", "postgres",
-                          "--no-sync", "-E", "UTF8", "--locale=C"},
-                         180);
+  absl::Status status = cluster->RunPgTool("initdb",
+                                           {"-D", cluster->data_dir(), "-A", "trust", "-U",
+                                            "postgres", "--no-sync", "-E", "UTF8", "--locale=C"},
+                                           180);
   if (!status.ok()) return status;
 
   for (int attempt = 1;; ++attempt) {
@@ -244,8 +243,7 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptio
 
 PgCluster::~PgCluster() {
   if (maybe_running_) {
-    (void)RunPgTool("pg_ctl", {"stop", "-D", data_dir(), "-m", "immediate", "-w", "-t", "60"},
-                    90);
+    (void)RunPgTool("pg_ctl", {"stop", "-D", data_dir(), "-m", "immediate", "-w", "-t", "60"}, 90);
     // Belt and braces: if a postmaster is still registered, shoot it.
     std::string pid_file = ReadFile(data_dir() + "/postmaster.pid");
     int pid = 0;
@@ -270,8 +268,8 @@ PgCluster::~PgCluster() {
 }
 
 std::string PgCluster::Dsn(const std::string& dbname) const {
-  return absl::StrCat("host=127.0.0.1 port=", port_, " user=postgres dbname=",
-                      ConninfoValue(dbname));
+  return absl::StrCat("host=127.0.0.1 port=", port_,
+                      " user=postgres dbname=", ConninfoValue(dbname));
 }
 
 std::string PgCluster::Uri(const std::string& dbname) const {
@@ -287,9 +285,9 @@ absl::Status PgCluster::RunPgTool(const std::string& tool, const std::vector<std
   // Run from the cluster dir: the caller's cwd may not be readable by user postgres.
   ProcessResult result = RunProcess(argv, {{"LC_ALL", "C"}}, timeout_seconds, dir_);
   if (result.exit_code == 0) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(
-      "`", absl::StrJoin(argv, " "), "` exited with ", result.exit_code, "\n--- stdout:\n",
-      result.out, "\n--- stderr:\n", result.err));
+  return absl::InternalError(absl::StrCat("`", absl::StrJoin(argv, " "), "` exited with ",
+                                          result.exit_code, "\n--- stdout:\n", result.out,
+                                          "\n--- stderr:\n", result.err));
 }
 
 std::string PgCluster::ServerOptions() const {
@@ -309,9 +307,9 @@ std::string PgCluster::ServerOptions() const {
     settings.push_back("timescaledb.telemetry_level=off");
   }
   // pg_ctl hands this string to /bin/sh; dir_ is sanitized, but quote each setting anyway.
-  std::vector<std::string> parts;
-  for (const std::string& setting : settings) parts.push_back(absl::StrCat("-c '", setting, "'"));
-  return absl::StrJoin(parts, " ");
+  return absl::StrJoin(settings, " ", [](std::string* out, const std::string& setting) {
+    absl::StrAppend(out, "-c '", setting, "'");
+  });
 }
 
 absl::Status PgCluster::StartServer() {
@@ -401,11 +399,10 @@ absl::StatusOr<std::string> PgCluster::QueryValue(const std::string& dbname,
 
 absl::Status PgCluster::Restart() {
   maybe_running_ = true;
-  absl::Status status =
-      RunPgTool("pg_ctl",
-                {"restart", "-w", "-t", "60", "-m", "fast", "-D", data_dir(), "-l", log_path(),
-                 "-o", ServerOptions()},
-                120);
+  absl::Status status = RunPgTool("pg_ctl",
+                                  {"restart", "-w", "-t", "60", "-m", "fast", "-D", data_dir(),
+                                   "-l", log_path(), "-o", ServerOptions()},
+                                  120);
   if (status.ok()) return status;
   return absl::Status(status.code(),
                       absl::StrCat(status.message(), "\n--- server.log tail:\n", LogTail()));

@@ -125,18 +125,19 @@ void ReportTimescaleSkip(const PgCluster& cluster);
 
 }  // namespace backfill::testing
 
-// Use at the top of a test body, SetUp() or SetUpTestSuite() (any function returning void):
-// if `cluster_ptr` (a PgCluster* / unique_ptr / shared_ptr) has no TimescaleDB, prints one loud
-// line to stderr and skips via GTEST_SKIP(). A null `cluster_ptr` is a test failure instead.
-#define BACKFILL_REQUIRE_TIMESCALEDB(cluster_ptr)                           \
-  do {                                                                      \
-    if ((cluster_ptr) == nullptr) {                                         \
-      GTEST_FAIL() << "BACKFILL_REQUIRE_TIMESCALEDB: cluster is null";      \
-    }                                                                       \
-    if (!(cluster_ptr)->has_timescaledb()) {                                \
-      ::backfill::testing::internal::ReportTimescaleSkip(*(cluster_ptr));    \
-      GTEST_SKIP() << "TimescaleDB is not available in this PostgreSQL";    \
-    }                                                                       \
+// Use at the top of a test body or a fixture's SetUp(): if `cluster_ptr` (a PgCluster*,
+// unique_ptr or shared_ptr) has no TimescaleDB, prints one loud line to stderr (once per suite)
+// and skips the test via GTEST_SKIP(). A null `cluster_ptr` is a test failure instead.
+// Not for SetUpTestSuite(): GoogleTest 1.12 does not skip the suite's tests from there.
+#define BACKFILL_REQUIRE_TIMESCALEDB(cluster_ptr)                         \
+  do {                                                                    \
+    if ((cluster_ptr) == nullptr) {                                       \
+      GTEST_FAIL() << "BACKFILL_REQUIRE_TIMESCALEDB: cluster is null";    \
+    }                                                                     \
+    if (!(cluster_ptr)->has_timescaledb()) {                              \
+      ::backfill::testing::internal::ReportTimescaleSkip(*(cluster_ptr)); \
+      GTEST_SKIP() << "TimescaleDB is not available in this PostgreSQL";  \
+    }                                                                     \
   } while (false)
 
 #endif  // BACKFILL_TESTS_HARNESS_PG_CLUSTER_H_

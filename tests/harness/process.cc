@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+
 extern char** environ;
 
 namespace backfill::testing {
@@ -46,7 +48,7 @@ std::vector<std::string> BuildEnvironment(const std::map<std::string, std::strin
     std::string key = eq == nullptr ? std::string(*entry) : std::string(*entry, eq - *entry);
     if (extra_env.count(key) == 0) env.emplace_back(*entry);
   }
-  for (const auto& [key, value] : extra_env) env.push_back(key + "=" + value);
+  for (const auto& [key, value] : extra_env) env.push_back(absl::StrCat(key, "=", value));
   return env;
 }
 

@@ -1,0 +1,113 @@
+#include "tests/integration/fixture.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+
+namespace backfill::testing {
+namespace {
+
+std::unique_ptr<PgCluster> owned_source;
+std::unique_ptr<PgCluster> owned_target;
+
+std::string Digest(PgCluster* cluster, const std::string& db, const std::string& query) {
+  absl::StatusOr<std::string> value = cluster->QueryValue(
+      db, absl::StrCat("SELECT count(*) || '|' || coalesce(md5(string_agg(r::text, ',' ORDER BY "
+                       "r::text)), '') FROM (",
+                       query, ") r"));
+  EXPECT_TRUE(value.ok()) << value.status() << "\nquery: " << query;
+  return value.value_or("<error>");
+}
+
+}  // namespace
+
+PgCluster* BackfillTest::source_ = nullptr;
+PgCluster* BackfillTest::target_ = nullptr;
+
+std::string BinPath(const std::string& name) { return absl::StrCat(BACKFILL_BIN_DIR, "/", name); }
+
+void BackfillTest::SetUpTestSuite() {
+  PgClusterOptions options;
+  options.name = "source";
+  absl::StatusOr<std::unique_ptr<PgCluster>> source = PgCluster::Start(options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  options.name = "target";
+  absl::StatusOr<std::unique_ptr<PgCluster>> target = PgCluster::Start(options);
+  ASSERT_TRUE(target.ok()) << target.status();
+  owned_source = *std::move(source);
+  owned_target = *std::move(target);
+  source_ = owned_source.get();
+  target_ = owned_target.get();
+}
+
+void BackfillTest::TearDownTestSuite() {
+  source_ = nullptr;
+  target_ = nullptr;
+  owned_source.reset();
+  owned_target.reset();
+}
+
+void BackfillTest::SetUp() {
+  ASSERT_NE(source_, nullptr);
+  BACKFILL_REQUIRE_TIMESCALEDB(source_);
+  static std::atomic<int> counter{0};
+  db_ = absl::StrCat("bf_test_", ++counter);
+  ASSERT_TRUE(source_->CreateDatabase(db_).ok());
+  ASSERT_TRUE(target_->CreateDatabase(db_).ok());
+}
+
+ProcessResult BackfillTest::Ctl(const std::vector<std::string>& args,
+                                const std::map<std::string, std::string>& env,
+                                const std::string& program) {
+  std::vector<std::string> argv = {BinPath(program)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ProcessResult result = RunProcess(argv, env, 300);
+  return result;
+}
+
+void BackfillTest::ExecSource(const std::string& sql) {
+  absl::Status s = source_->Exec(db_, sql);
+  ASSERT_TRUE(s.ok()) << s << "\nsql: " << sql;
+}
+
+void BackfillTest::ExecTarget(const std::string& sql) {
+  absl::Status s = target_->Exec(db_, sql);
+  ASSERT_TRUE(s.ok()) << s << "\nsql: " << sql;
+}
+
+std::string BackfillTest::SourceValue(const std::string& sql) {
+  absl::StatusOr<std::string> v = source_->QueryValue(db_, sql);
+  EXPECT_TRUE(v.ok()) << v.status() << "\nsql: " << sql;
+  return v.value_or("<error>");
+}
+
+std::string BackfillTest::TargetValue(const std::string& sql) {
+  absl::StatusOr<std::string> v = target_->QueryValue(db_, sql);
+  EXPECT_TRUE(v.ok()) << v.status() << "\nsql: " << sql;
+  return v.value_or("<error>");
+}
+
+std::string BackfillTest::SourceDigest(const std::string& query) {
+  return Digest(source_, db_, query);
+}
+
+std::string BackfillTest::TargetDigest(const std::string& query) {
+  return Digest(target_, db_, query);
+}
+
+void BackfillTest::CreateMetrics(int days) {
+  const std::string ddl =
+      "CREATE TABLE public.metrics (time timestamptz NOT NULL, device int, "
+      "value double precision, note text);"
+      "SELECT create_hypertable('public.metrics', 'time', "
+      "chunk_time_interval => interval '1 day');";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(absl::StrCat(
+      "INSERT INTO public.metrics SELECT t, i % 10, i * 0.5, 'row ' || i "
+      "FROM generate_series(timestamptz '2024-01-01 00:00+00', "
+      "timestamptz '2024-01-01 00:00+00' + interval '",
+      days, " days' - interval '1 minute', interval '1 minute') WITH ORDINALITY AS g(t, i)"));
+}
+
+}  // namespace backfill::testing
