@@ -1,5 +1,6 @@
 #include "common/pg.h"
 
+#include <glog/logging.h>
 #include <libpq-fe.h>
 
 #include <cstdlib>
@@ -121,6 +122,10 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view c
     PQfinish(conn);
     return status;
   }
+  // Server notices (e.g. "drop cascades to ...") are for logs, not the user's terminal.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char* message) { VLOG(1) << "server notice: " << FirstLine(message); },
+      nullptr);
   std::unique_ptr<Connection> connection(new Connection(conn, std::string(role)));
   absl::Status pinned = connection->ExecScript(
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';"

@@ -54,6 +54,11 @@ absl::Status EnsureTaskSchema(pg::Connection& target) {
 
 absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connection& target,
                                              const v1::StageRequest& request) {
+  if (request.cascade_up() || request.cascade_down()) {
+    return absl::UnimplementedError(
+        "--cascade-up and --cascade-down are not supported yet\n"
+        "hint: stage each continuous aggregate with its own --filter");
+  }
   absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
   if (!source_catalog.ok()) return source_catalog.status();
   absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
