@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "backfill_common_sql.h"
 #include "common/quote.h"
@@ -67,7 +68,10 @@ absl::StatusOr<std::vector<Hypertable>> Catalog::ListHypertables(absl::string_vi
     h.time_dimension_id = static_cast<int32_t>(rows->GetInt(i, 3));
     h.time_column = rows->Get(i, 4);
     h.time_type = rows->Get(i, 5);
-    h.cagg_view = rows->Get(i, 6);
+    h.raw_hypertable_id = static_cast<int32_t>(rows->GetInt(i, 6));
+    h.view_schema = rows->Get(i, 7);
+    h.view_name = rows->Get(i, 8);
+    h.matched = rows->GetBool(i, 9);
     out.push_back(std::move(h));
   }
   return out;
@@ -132,22 +136,30 @@ absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
   return UntilValue{rows->GetInt(0, 0), rows->Get(0, 1)};
 }
 
-absl::StatusOr<std::optional<int32_t>> Catalog::FindHypertable(absl::string_view schema,
-                                                               absl::string_view name) {
-  absl::StatusOr<pg::Result> rows =
-      conn_->Exec(sql::kFindHypertable, {std::string(schema), std::string(name)});
+absl::StatusOr<std::optional<TargetHypertable>> Catalog::FindHypertable(
+    const Hypertable& source) {
+  absl::StatusOr<pg::Result> rows = conn_->Exec(
+      sql::kFindHypertable, {source.schema, source.name, source.view_schema, source.view_name});
   if (!rows.ok()) return rows.status();
-  if (rows->rows() == 0) return std::optional<int32_t>();
-  return std::optional<int32_t>(static_cast<int32_t>(rows->GetInt(0, 0)));
+  if (rows->rows() == 0) return std::optional<TargetHypertable>();
+  return std::optional<TargetHypertable>(TargetHypertable{
+      static_cast<int32_t>(rows->GetInt(0, 0)), rows->Get(0, 1), rows->Get(0, 2)});
 }
 
-absl::StatusOr<CreatedChunk> Catalog::CreateChunk(absl::string_view hypertable_schema,
-                                                  absl::string_view hypertable_name,
-                                                  absl::string_view slices) {
+absl::StatusOr<std::vector<CreatedChunk>> Catalog::CreateChunks(
+    absl::string_view hypertable_schema, absl::string_view hypertable_name,
+    const std::vector<std::string>& slices) {
+  // The slices are JSON objects read from the source catalog; join them into an array.
+  std::string array = absl::StrCat("[", absl::StrJoin(slices, ","), "]");
   absl::StatusOr<pg::Result> rows = conn_->Exec(
-      sql::kCreateChunk, {QuoteQualified(hypertable_schema, hypertable_name), std::string(slices)});
+      sql::kCreateChunk, {QuoteQualified(hypertable_schema, hypertable_name), std::move(array)});
   if (!rows.ok()) return rows.status();
-  return CreatedChunk{rows->Get(0, 0), rows->Get(0, 1), rows->GetBool(0, 2)};
+  std::vector<CreatedChunk> out;
+  out.reserve(rows->rows());
+  for (int i = 0; i < rows->rows(); ++i) {
+    out.push_back(CreatedChunk{rows->Get(i, 0), rows->Get(i, 1), rows->GetBool(i, 2)});
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,

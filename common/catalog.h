@@ -37,7 +37,13 @@ struct Hypertable {
   int32_t time_dimension_id = 0;
   std::string time_column;
   std::string time_type;  // regtype as text, e.g. "timestamp with time zone"
-  std::string cagg_view;  // quoted "schema"."view" when this materializes a continuous aggregate
+  // For the materialization of a continuous aggregate: what it is built on, and its view.
+  int32_t raw_hypertable_id = 0;
+  std::string view_schema;
+  std::string view_name;
+  bool matched = false;  // by the filter given to ListHypertables
+
+  bool is_cagg() const { return raw_hypertable_id != 0; }
 
   std::string QualifiedName() const;  // for SQL text
   std::string DisplayName() const;    // for messages
@@ -68,6 +74,14 @@ struct Column {
   bool binary_io = true;
 };
 
+// A hypertable as the target knows it: a continuous aggregate's materialization has its own
+// name there.
+struct TargetHypertable {
+  int32_t id = 0;
+  std::string schema;
+  std::string name;
+};
+
 struct CreatedChunk {
   std::string schema;
   std::string name;
@@ -82,8 +96,9 @@ class Catalog {
 
   const TimescaleVersion& version() const { return version_; }
 
-  // Hypertables (and continuous-aggregate materializations) whose name or view name matches
-  // `filter` (a POSIX regular expression), or all of them when it is empty.
+  // Every hypertable and continuous-aggregate materialization, `matched` set where the name or
+  // the view's name matches `filter` (a POSIX regular expression; empty matches all).
+  // InvalidArgument quoting the filter when it is not a valid regular expression.
   absl::StatusOr<std::vector<Hypertable>> ListHypertables(absl::string_view filter);
 
   // Live chunks of `hypertable` with any time below `until`, oldest first.
@@ -93,13 +108,15 @@ class Catalog {
   // hypertable, the column and the type when the value does not parse or does not fit.
   absl::StatusOr<UntilValue> ParseUntil(const Hypertable& hypertable, absl::string_view until);
 
-  absl::StatusOr<std::optional<int32_t>> FindHypertable(absl::string_view schema,
-                                                        absl::string_view name);
+  // This database's counterpart of `source`: the same name, or for a continuous aggregate the
+  // materialization behind the view of the same name.
+  absl::StatusOr<std::optional<TargetHypertable>> FindHypertable(const Hypertable& source);
 
-  // Creates (or finds) the chunk of `hypertable` with exactly these slices.
-  absl::StatusOr<CreatedChunk> CreateChunk(absl::string_view hypertable_schema,
-                                           absl::string_view hypertable_name,
-                                           absl::string_view slices);
+  // Creates (or finds) the chunks of the hypertable with exactly these slices, in one round
+  // trip; the result is in the order of `slices`.
+  absl::StatusOr<std::vector<CreatedChunk>> CreateChunks(absl::string_view hypertable_schema,
+                                                         absl::string_view hypertable_name,
+                                                         const std::vector<std::string>& slices);
 
  private:
   Catalog(pg::Connection* conn, TimescaleVersion version)

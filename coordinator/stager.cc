@@ -2,8 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <map>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -11,38 +11,184 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backfill_coordinator_sql.h"
+#include "common/cagg_graph.h"
 #include "common/catalog.h"
+#include "common/json.h"
 #include "common/quote.h"
 
 namespace backfill {
 namespace {
 
-struct Plan {
-  Hypertable hypertable;
-  UntilValue until;
-  std::vector<Chunk> chunks;
+// Chunks per target transaction. create_chunk holds a self-conflicting lock on the hypertable
+// until commit, which blocks the application's inserts that need a new chunk; short batches
+// keep that wait short while still creating many chunks per round trip.
+constexpr size_t kBatchSize = 500;
+
+// A task already in __backfill.task.
+struct StagedTask {
+  int64_t task_id = 0;
+  bool cut = false;
+  int64_t until_internal = 0;
+  std::string until_literal;
 };
 
-// Every problem with one hypertable's columns in the target, as lines for the report.
-absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target, const Hypertable& h,
+enum class Action { kInsert, kWiden, kKeep };
+
+struct PlannedChunk {
+  Chunk chunk;
+  bool cut = false;  // copy only rows before --until
+  Action action = Action::kInsert;
+  int64_t task_id = 0;  // for kWiden
+};
+
+struct Plan {
+  Hypertable hypertable;
+  TargetHypertable target;
+  UntilValue until;
+  std::vector<PlannedChunk> chunks;
+};
+
+std::string Name(const Hypertable& h) {
+  return h.is_cagg() ? DisplayName(h.view_schema, h.view_name) : h.DisplayName();
+}
+
+// Every problem with the target hypertable's columns, as lines for the report.
+absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target,
+                                const Hypertable& h, const TargetHypertable& t,
                                 std::vector<std::string>* problems) {
   absl::StatusOr<std::vector<Column>> source_columns = ListColumns(source, h.QualifiedName());
   if (!source_columns.ok()) return source_columns.status();
-  absl::StatusOr<std::vector<Column>> target_columns = ListColumns(target, h.QualifiedName());
+  absl::StatusOr<std::vector<Column>> target_columns =
+      ListColumns(target, QuoteQualified(t.schema, t.name));
   if (!target_columns.ok()) return target_columns.status();
   std::map<std::string, std::string> target_types;
   for (const Column& c : *target_columns) target_types[c.name] = c.type;
   for (const Column& c : *source_columns) {
     auto it = target_types.find(c.name);
     if (it == target_types.end()) {
-      problems->push_back(absl::StrCat(h.DisplayName(), ": column ", QuoteIdent(c.name), " (",
-                                       c.type, ") is missing in the target"));
+      problems->push_back(absl::StrCat(Name(h), ": column ", QuoteIdent(c.name), " (", c.type,
+                                       ") is missing in the target"));
     } else if (it->second != c.type) {
-      problems->push_back(absl::StrCat(h.DisplayName(), ": column ", QuoteIdent(c.name), " is ",
-                                       c.type, " in the source but ", it->second,
-                                       " in the target"));
+      problems->push_back(absl::StrCat(Name(h), ": column ", QuoteIdent(c.name), " is ", c.type,
+                                       " in the source but ", it->second, " in the target"));
     }
   }
+  return absl::OkStatus();
+}
+
+// Decides, for each chunk, whether to insert a task, widen the staged one, or keep it; a
+// staged range that --until would narrow is a problem.
+void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& staged,
+               Plan* plan, std::vector<std::string>* problems) {
+  for (PlannedChunk& p : plan->chunks) {
+    auto it = staged.find({p.chunk.schema, p.chunk.name});
+    if (it == staged.end()) continue;
+    const StagedTask& task = it->second;
+    p.task_id = task.task_id;
+    const bool narrower =
+        (!task.cut && p.cut) || (task.cut && p.cut && plan->until.internal < task.until_internal);
+    const bool wider =
+        (task.cut && !p.cut) || (task.cut && p.cut && plan->until.internal > task.until_internal);
+    if (narrower) {
+      problems->push_back(absl::StrCat(
+          Name(plan->hypertable), ": chunk ", p.chunk.DisplayName(), " is already staged ",
+          task.cut ? absl::StrCat("up to '", task.until_literal, "'") : "whole",
+          "; --until '", plan->until.literal,
+          "' would narrow it (run clean to start over with a narrower range)"));
+    }
+    p.action = wider ? Action::kWiden : Action::kKeep;
+  }
+}
+
+absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> ReadStaged(
+    pg::Connection& target, bool schema_exists, const Hypertable& h) {
+  std::map<std::pair<std::string, std::string>, StagedTask> staged;
+  if (!schema_exists) return staged;
+  absl::StatusOr<pg::Result> rows = target.Exec(sql::kStagedChunks, {h.schema, h.name});
+  if (!rows.ok()) return rows.status();
+  for (int i = 0; i < rows->rows(); ++i) {
+    staged[{rows->Get(i, 0), rows->Get(i, 1)}] =
+        StagedTask{rows->GetInt(i, 2), rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5)};
+  }
+  return staged;
+}
+
+std::string UntilJson(const Plan& plan, bool cut) {
+  return cut ? absl::StrCat("\"until_internal\":", plan.until.internal,
+                            ",\"until_literal\":", JsonQuote(plan.until.literal))
+             : "\"until_internal\":null,\"until_literal\":null";
+}
+
+// Writes one batch in one short target transaction: creates the missing target chunks,
+// inserts the new tasks, widens the widened ones.
+absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const Plan& plan,
+                        const std::vector<const PlannedChunk*>& batch,
+                        v1::StagedHypertable* staged, int64_t* created) {
+  std::vector<const PlannedChunk*> inserts;
+  std::vector<const PlannedChunk*> widens;
+  for (const PlannedChunk* p : batch) {
+    if (p->action == Action::kInsert) inserts.push_back(p);
+    if (p->action == Action::kWiden) widens.push_back(p);
+  }
+  if (inserts.empty() && widens.empty()) return absl::OkStatus();
+  const Hypertable& h = plan.hypertable;
+  if (absl::Status s = target.ExecScript("BEGIN"); !s.ok()) return s;
+  auto fail = [&target](absl::Status s) {
+    (void)target.ExecScript("ROLLBACK");
+    return s;
+  };
+  if (!inserts.empty()) {
+    std::vector<std::string> slices;
+    slices.reserve(inserts.size());
+    for (const PlannedChunk* p : inserts) slices.push_back(p->chunk.slices);
+    absl::StatusOr<std::vector<CreatedChunk>> chunks =
+        target_catalog.CreateChunks(plan.target.schema, plan.target.name, slices);
+    if (!chunks.ok()) {
+      return fail(absl::Status(chunks.status().code(),
+                               absl::StrCat("cannot create target chunks for ", Name(h), ": ",
+                                            chunks.status().message())));
+    }
+    if (chunks->size() != inserts.size()) {
+      return fail(absl::InternalError("create_chunk returned fewer chunks than asked for"));
+    }
+    std::vector<std::string> tasks;
+    tasks.reserve(inserts.size());
+    for (size_t i = 0; i < inserts.size(); ++i) {
+      const PlannedChunk& p = *inserts[i];
+      const CreatedChunk& c = (*chunks)[i];
+      if (c.created) ++*created;
+      tasks.push_back(absl::StrCat(
+          "{\"hypertable_schema\":", JsonQuote(h.schema), ",\"hypertable_name\":",
+          JsonQuote(h.name), ",\"chunk_schema\":", JsonQuote(p.chunk.schema),
+          ",\"chunk_name\":", JsonQuote(p.chunk.name), ",\"target_chunk_schema\":",
+          JsonQuote(c.schema), ",\"target_chunk_name\":", JsonQuote(c.name),
+          ",\"dimensions\":", p.chunk.slices, ",\"time_column\":", JsonQuote(h.time_column),
+          ",\"time_type\":", JsonQuote(h.time_type), ",", UntilJson(plan, p.cut), "}"));
+    }
+    absl::StatusOr<pg::Result> inserted =
+        target.Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
+    if (!inserted.ok()) return fail(inserted.status());
+    // A concurrent stage may have inserted some of them first; those count as already staged.
+    staged->set_chunks_staged(staged->chunks_staged() + inserted->rows());
+    staged->set_chunks_already_staged(staged->chunks_already_staged() +
+                                      static_cast<int64_t>(inserts.size()) - inserted->rows());
+    for (const PlannedChunk* p : inserts) {
+      if (p->cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+    }
+  }
+  if (!widens.empty()) {
+    std::vector<std::string> rows;
+    rows.reserve(widens.size());
+    for (const PlannedChunk* p : widens) {
+      rows.push_back(absl::StrCat("{\"task_id\":", p->task_id, ",", UntilJson(plan, p->cut), "}"));
+      if (p->cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+    }
+    absl::StatusOr<pg::Result> widened =
+        target.Exec(sql::kWidenTasks, {absl::StrCat("[", absl::StrJoin(rows, ","), "]")});
+    if (!widened.ok()) return fail(widened.status());
+    staged->set_chunks_widened(staged->chunks_widened() + widened->affected_rows());
+  }
+  if (absl::Status s = target.ExecScript("COMMIT"); !s.ok()) return fail(s);
   return absl::OkStatus();
 }
 
@@ -54,11 +200,6 @@ absl::Status EnsureTaskSchema(pg::Connection& target) {
 
 absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connection& target,
                                              const v1::StageRequest& request) {
-  if (request.cascade_up() || request.cascade_down()) {
-    return absl::UnimplementedError(
-        "--cascade-up and --cascade-down are not supported yet\n"
-        "hint: stage each continuous aggregate with its own --filter");
-  }
   absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
   if (!source_catalog.ok()) return source_catalog.status();
   absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
@@ -70,10 +211,17 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
         "\nhint: update the older one so both run the same version, then stage again"));
   }
 
-  absl::StatusOr<std::vector<Hypertable>> hypertables =
-      source_catalog->ListHypertables(request.filter());
-  if (!hypertables.ok()) return hypertables.status();
-  if (hypertables->empty()) {
+  absl::StatusOr<std::vector<Hypertable>> all = source_catalog->ListHypertables(request.filter());
+  if (!all.ok()) return all.status();
+  std::vector<HypertableNode> nodes;
+  std::map<int32_t, const Hypertable*> by_id;
+  for (const Hypertable& h : *all) {
+    nodes.push_back(HypertableNode{h.id, h.raw_hypertable_id, h.matched});
+    by_id[h.id] = &h;
+  }
+  std::vector<int32_t> selected =
+      SelectHypertables(nodes, request.cascade_up(), request.cascade_down());
+  if (selected.empty()) {
     if (request.filter().empty()) {
       return absl::NotFoundError("the source database has no hypertables to stage");
     }
@@ -81,27 +229,45 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
         "no hypertable or continuous aggregate matches --filter '", request.filter(), "'"));
   }
 
+  absl::StatusOr<pg::Result> schema = target.Exec(sql::kSchemaExists);
+  if (!schema.ok()) return schema.status();
+  const bool schema_exists = schema->GetBool(0, 0);
+
   // Plan everything and collect every problem before writing anything.
   std::vector<std::string> problems;
   std::vector<Plan> plans;
-  for (const Hypertable& h : *hypertables) {
+  for (int32_t id : selected) {
+    const Hypertable& h = *by_id.at(id);
     absl::StatusOr<UntilValue> until = source_catalog->ParseUntil(h, request.until());
     if (!until.ok()) {
       if (until.status().code() != absl::StatusCode::kInvalidArgument) return until.status();
       problems.push_back(std::string(until.status().message()));
       continue;
     }
-    absl::StatusOr<std::optional<int32_t>> in_target =
-        target_catalog->FindHypertable(h.schema, h.name);
+    absl::StatusOr<std::optional<TargetHypertable>> in_target = target_catalog->FindHypertable(h);
     if (!in_target.ok()) return in_target.status();
     if (!in_target->has_value()) {
-      problems.push_back(absl::StrCat(h.DisplayName(), " is not a hypertable in the target"));
+      problems.push_back(absl::StrCat(Name(h), h.is_cagg() ? " is not a continuous aggregate"
+                                                           : " is not a hypertable",
+                                      " in the target"));
       continue;
     }
-    if (absl::Status s = CheckTargetColumns(source, target, h, &problems); !s.ok()) return s;
+    if (absl::Status s = CheckTargetColumns(source, target, h, **in_target, &problems); !s.ok()) {
+      return s;
+    }
     absl::StatusOr<std::vector<Chunk>> chunks = source_catalog->ListChunks(h, until->internal);
     if (!chunks.ok()) return chunks.status();
-    plans.push_back(Plan{h, *until, *std::move(chunks)});
+    Plan plan{h, **in_target, *until, {}};
+    plan.chunks.reserve(chunks->size());
+    for (Chunk& c : *chunks) {
+      const bool cut = c.time_end > until->internal;
+      plan.chunks.push_back(PlannedChunk{std::move(c), cut, Action::kInsert, 0});
+    }
+    absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> staged =
+        ReadStaged(target, schema_exists, h);
+    if (!staged.ok()) return staged.status();
+    Reconcile(*staged, &plan, &problems);
+    plans.push_back(std::move(plan));
   }
   if (problems.size() == 1) {
     const std::string& only = problems.front();
@@ -121,52 +287,25 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     v1::StagedHypertable* staged = response.add_hypertables();
     staged->set_schema(h.schema);
     staged->set_name(h.name);
-    if (absl::Status s = target.ExecScript("BEGIN"); !s.ok()) return s;
-    auto fail = [&target](absl::Status s) {
-      (void)target.ExecScript("ROLLBACK");
-      return s;
-    };
-    absl::StatusOr<pg::Result> existing = target.Exec(sql::kStagedChunks, {h.schema, h.name});
-    if (!existing.ok()) return fail(existing.status());
-    std::set<std::pair<std::string, std::string>> already;
-    for (int i = 0; i < existing->rows(); ++i) {
-      already.emplace(existing->Get(i, 0), existing->Get(i, 1));
-    }
-    for (const Chunk& chunk : plan.chunks) {
-      if (already.count({chunk.schema, chunk.name}) > 0) {
-        staged->set_chunks_already_staged(staged->chunks_already_staged() + 1);
-        continue;
-      }
-      absl::StatusOr<CreatedChunk> target_chunk =
-          target_catalog->CreateChunk(h.schema, h.name, chunk.slices);
-      if (!target_chunk.ok()) {
-        return fail(
-            absl::Status(target_chunk.status().code(),
-                         absl::StrCat("cannot create the target chunk for ", chunk.DisplayName(),
-                                      ": ", target_chunk.status().message())));
-      }
-      if (target_chunk->created) ++created;
-      const bool cut = chunk.time_end > plan.until.internal;
-      pg::Param until_internal, until_literal;
-      if (cut) {
-        until_internal = absl::StrCat(plan.until.internal);
-        until_literal = plan.until.literal;
-        staged->set_chunks_cut(staged->chunks_cut() + 1);
-      }
-      absl::StatusOr<pg::Result> inserted = target.Exec(
-          sql::kInsertTask,
-          {h.schema, h.name, chunk.schema, chunk.name, target_chunk->schema, target_chunk->name,
-           chunk.slices, h.time_column, h.time_type, until_internal, until_literal});
-      if (!inserted.ok()) return fail(inserted.status());
-      if (inserted->rows() == 1) {
-        staged->set_chunks_staged(staged->chunks_staged() + 1);
-      } else {
+    if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
+    for (const PlannedChunk& p : plan.chunks) {
+      if (p.action == Action::kKeep) {
         staged->set_chunks_already_staged(staged->chunks_already_staged() + 1);
       }
     }
-    if (absl::Status s = target.ExecScript("COMMIT"); !s.ok()) return fail(s);
-    LOG(INFO) << "staged " << staged->chunks_staged() << " chunks of " << h.DisplayName() << " ("
-              << staged->chunks_already_staged() << " already staged)";
+    for (size_t start = 0; start < plan.chunks.size(); start += kBatchSize) {
+      std::vector<const PlannedChunk*> batch;
+      for (size_t i = start; i < std::min(plan.chunks.size(), start + kBatchSize); ++i) {
+        batch.push_back(&plan.chunks[i]);
+      }
+      if (absl::Status s = WriteBatch(target, *target_catalog, plan, batch, staged, &created);
+          !s.ok()) {
+        return s;
+      }
+    }
+    LOG(INFO) << "staged " << staged->chunks_staged() << " chunks of " << Name(h) << " ("
+              << staged->chunks_widened() << " widened, " << staged->chunks_already_staged()
+              << " already staged)";
   }
   response.set_target_chunks_created(created);
   return response;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/quote.h"
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/server.h"
@@ -91,19 +92,26 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   request.set_cascade_down(options.cascade_down);
   absl::StatusOr<v1::StageResponse> response = client.Stage(request);
   if (!response.ok()) return Fail(response.status());
-  int64_t staged = 0, already = 0;
+  int64_t staged = 0, already = 0, widened = 0;
   for (const v1::StagedHypertable& h : response->hypertables()) {
-    std::cout << "staged " << h.chunks_staged() << " chunks of " << h.schema() << "." << h.name();
+    std::cout << "staged " << h.chunks_staged() << " chunks of "
+              << (h.cagg_view().empty() ? DisplayName(h.schema(), h.name())
+                                        : "continuous aggregate " + h.cagg_view());
     if (h.chunks_cut() > 0) std::cout << " (" << h.chunks_cut() << " cut at --until)";
+    if (h.chunks_widened() > 0) {
+      std::cout << "; " << h.chunks_widened() << " widened to the new --until";
+    }
     if (h.chunks_already_staged() > 0) {
       std::cout << "; " << h.chunks_already_staged() << " were already staged";
     }
     std::cout << "\n";
     staged += h.chunks_staged();
     already += h.chunks_already_staged();
+    widened += h.chunks_widened();
   }
   std::cout << "Staged " << staged << " chunks to copy (" << response->target_chunks_created()
             << " target chunks created";
+  if (widened > 0) std::cout << ", " << widened << " chunks widened";
   if (already > 0) std::cout << ", " << already << " chunks already staged";
   std::cout << ").\nExecute the 'copy' command to migrate the data." << std::endl;
   return kExitOk;

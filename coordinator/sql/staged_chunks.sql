@@ -1,4 +1,6 @@
 -- $1 hypertable schema (text), $2 hypertable name (text)
--- Source chunks of this hypertable that already have a task.
-SELECT chunk_schema, chunk_name FROM __backfill.task
+-- Tasks already staged for this source hypertable, with the range each covers.
+SELECT chunk_schema, chunk_name, task_id, until_internal IS NOT NULL AS cut,
+       coalesce(until_internal, 0), coalesce(until_literal, '')
+FROM __backfill.task
 WHERE hypertable_schema = $1::name AND hypertable_name = $2::name
