@@ -8,7 +8,7 @@ namespace backfill {
 
 std::vector<int32_t> SelectHypertables(const std::vector<HypertableNode>& nodes, bool cascade_up,
                                        bool cascade_down) {
-  std::map<int32_t, int32_t> parent;                // cagg -> what it is built on
+  std::map<int32_t, int32_t> parent;                 // cagg -> what it is built on
   std::map<int32_t, std::vector<int32_t>> children;  // hypertable -> caggs built on it
   std::set<int32_t> selected;
   for (const HypertableNode& n : nodes) {

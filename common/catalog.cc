@@ -136,14 +136,13 @@ absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
   return UntilValue{rows->GetInt(0, 0), rows->Get(0, 1)};
 }
 
-absl::StatusOr<std::optional<TargetHypertable>> Catalog::FindHypertable(
-    const Hypertable& source) {
+absl::StatusOr<std::optional<TargetHypertable>> Catalog::FindHypertable(const Hypertable& source) {
   absl::StatusOr<pg::Result> rows = conn_->Exec(
       sql::kFindHypertable, {source.schema, source.name, source.view_schema, source.view_name});
   if (!rows.ok()) return rows.status();
   if (rows->rows() == 0) return std::optional<TargetHypertable>();
-  return std::optional<TargetHypertable>(TargetHypertable{
-      static_cast<int32_t>(rows->GetInt(0, 0)), rows->Get(0, 1), rows->Get(0, 2)});
+  return std::optional<TargetHypertable>(
+      TargetHypertable{static_cast<int32_t>(rows->GetInt(0, 0)), rows->Get(0, 1), rows->Get(0, 2)});
 }
 
 absl::StatusOr<std::vector<CreatedChunk>> Catalog::CreateChunks(

@@ -53,9 +53,8 @@ std::string Name(const Hypertable& h) {
 }
 
 // Every problem with the target hypertable's columns, as lines for the report.
-absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target,
-                                const Hypertable& h, const TargetHypertable& t,
-                                std::vector<std::string>* problems) {
+absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target, const Hypertable& h,
+                                const TargetHypertable& t, std::vector<std::string>* problems) {
   absl::StatusOr<std::vector<Column>> source_columns = ListColumns(source, h.QualifiedName());
   if (!source_columns.ok()) return source_columns.status();
   absl::StatusOr<std::vector<Column>> target_columns =
@@ -78,8 +77,8 @@ absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target,
 
 // Decides, for each chunk, whether to insert a task, widen the staged one, or keep it; a
 // staged range that --until would narrow is a problem.
-void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& staged,
-               Plan* plan, std::vector<std::string>* problems) {
+void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& staged, Plan* plan,
+               std::vector<std::string>* problems) {
   for (PlannedChunk& p : plan->chunks) {
     auto it = staged.find({p.chunk.schema, p.chunk.name});
     if (it == staged.end()) continue;
@@ -92,8 +91,8 @@ void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& 
     if (narrower) {
       problems->push_back(absl::StrCat(
           Name(plan->hypertable), ": chunk ", p.chunk.DisplayName(), " is already staged ",
-          task.cut ? absl::StrCat("up to '", task.until_literal, "'") : "whole",
-          "; --until '", plan->until.literal,
+          task.cut ? absl::StrCat("up to '", task.until_literal, "'") : "whole", "; --until '",
+          plan->until.literal,
           "' would narrow it (run clean to start over with a narrower range)"));
     }
     p.action = wider ? Action::kWiden : Action::kKeep;
@@ -122,8 +121,8 @@ std::string UntilJson(const Plan& plan, bool cut) {
 // Writes one batch in one short target transaction: creates the missing target chunks,
 // inserts the new tasks, widens the widened ones.
 absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const Plan& plan,
-                        const std::vector<const PlannedChunk*>& batch,
-                        v1::StagedHypertable* staged, int64_t* created) {
+                        const std::vector<const PlannedChunk*>& batch, v1::StagedHypertable* staged,
+                        int64_t* created) {
   std::vector<const PlannedChunk*> inserts;
   std::vector<const PlannedChunk*> widens;
   for (const PlannedChunk* p : batch) {
@@ -159,11 +158,11 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
       if (c.created) ++*created;
       tasks.push_back(absl::StrCat(
           "{\"hypertable_schema\":", JsonQuote(h.schema), ",\"hypertable_name\":",
-          JsonQuote(h.name), ",\"chunk_schema\":", JsonQuote(p.chunk.schema),
-          ",\"chunk_name\":", JsonQuote(p.chunk.name), ",\"target_chunk_schema\":",
-          JsonQuote(c.schema), ",\"target_chunk_name\":", JsonQuote(c.name),
-          ",\"dimensions\":", p.chunk.slices, ",\"time_column\":", JsonQuote(h.time_column),
-          ",\"time_type\":", JsonQuote(h.time_type), ",", UntilJson(plan, p.cut), "}"));
+          JsonQuote(h.name), ",\"chunk_schema\":", JsonQuote(p.chunk.schema), ",\"chunk_name\":",
+          JsonQuote(p.chunk.name), ",\"target_chunk_schema\":", JsonQuote(c.schema),
+          ",\"target_chunk_name\":", JsonQuote(c.name), ",\"dimensions\":", p.chunk.slices,
+          ",\"time_column\":", JsonQuote(h.time_column), ",\"time_type\":", JsonQuote(h.time_type),
+          ",", UntilJson(plan, p.cut), "}"));
     }
     absl::StatusOr<pg::Result> inserted =
         target.Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
@@ -247,9 +246,9 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     absl::StatusOr<std::optional<TargetHypertable>> in_target = target_catalog->FindHypertable(h);
     if (!in_target.ok()) return in_target.status();
     if (!in_target->has_value()) {
-      problems.push_back(absl::StrCat(Name(h), h.is_cagg() ? " is not a continuous aggregate"
-                                                           : " is not a hypertable",
-                                      " in the target"));
+      problems.push_back(absl::StrCat(
+          Name(h), h.is_cagg() ? " is not a continuous aggregate" : " is not a hypertable",
+          " in the target"));
       continue;
     }
     if (absl::Status s = CheckTargetColumns(source, target, h, **in_target, &problems); !s.ok()) {

@@ -1,6 +1,7 @@
 #include "tests/integration/fixture.h"
 
 #include <atomic>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 
@@ -54,6 +55,23 @@ void BackfillTest::SetUp() {
   db_ = absl::StrCat("bf_test_", ++counter);
   ASSERT_TRUE(source_->CreateDatabase(db_).ok());
   ASSERT_TRUE(target_->CreateDatabase(db_).ok());
+  static bool reported = false;
+  if (!reported) {
+    reported = true;
+    std::cerr << "[ INFO     ] TimescaleDB "
+              << source_
+                     ->QueryValue(db_,
+                                  "SELECT extversion FROM pg_extension WHERE extname = "
+                                  "'timescaledb'")
+                     .value_or("?")
+              << " on the source, "
+              << target_
+                     ->QueryValue(db_,
+                                  "SELECT extversion FROM pg_extension WHERE extname = "
+                                  "'timescaledb'")
+                     .value_or("?")
+              << " on the target" << std::endl;
+  }
 }
 
 ProcessResult BackfillTest::Ctl(const std::vector<std::string>& args,

@@ -1,0 +1,446 @@
+// stage, complete: every time type, space partitioning, filters and the cascade over the
+// continuous-aggregate hierarchy, quoted names, repeated staging, and the error messages.
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/integration/fixture.h"
+
+namespace backfill::testing {
+namespace {
+
+class StageTest : public BackfillTest {
+ protected:
+  ProcessResult Stage(const std::string& until, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"stage",     "--source", SourceDsn(), "--target",
+                                     TargetDsn(), "--until",  until};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Ctl(args);
+  }
+  ProcessResult Copy() {
+    return Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "2"});
+  }
+  void Clean() { ASSERT_EQ(Ctl({"clean", "--target", TargetDsn()}).exit_code, 0); }
+  // "tasks/cut" in __backfill.task.
+  std::string TaskCounts() {
+    return TargetValue("SELECT count(*) || '/' || count(until_internal) FROM __backfill.task");
+  }
+  // The objects a stage run reported, in its order: "public.raw_data", "public.daily_agg".
+  static std::vector<std::string> StagedNames(const std::string& out) {
+    std::vector<std::string> names;
+    for (absl::string_view line : absl::StrSplit(out, '\n')) {
+      if (!absl::StartsWith(line, "staged ")) continue;
+      size_t of = line.find(" chunks of ");
+      if (of == absl::string_view::npos) continue;
+      absl::string_view rest = line.substr(of + 11);
+      absl::ConsumePrefix(&rest, "continuous aggregate ");
+      names.emplace_back(rest.substr(0, rest.find_first_of(" ;")));
+    }
+    return names;
+  }
+};
+
+// --- every time type ---------------------------------------------------------------------
+
+struct TimeCase {
+  std::string type;
+  std::string interval;  // chunk_time_interval
+  std::string data;      // SELECT of the time values to insert
+  std::string inside, boundary, before, after;
+  std::string inside_tasks, boundary_tasks, after_tasks;  // "tasks/cut"
+  bool integer_now = false;
+};
+
+class StageTimeTypeTest : public StageTest, public ::testing::WithParamInterface<TimeCase> {};
+
+TEST_P(StageTimeTypeTest, UntilInsideOnABoundaryBeforeAndAfterAllData) {
+  const TimeCase& c = GetParam();
+  const std::string ddl = absl::StrCat(
+      "CREATE TABLE public.t (ts ", c.type, " NOT NULL, v int);",
+      "SELECT create_hypertable('public.t', 'ts', chunk_time_interval => ", c.interval, ");",
+      c.integer_now ? "CREATE FUNCTION public.now_t() RETURNS bigint LANGUAGE sql STABLE AS "
+                      "$$ SELECT coalesce(max(ts), 0) FROM public.t $$;"
+                      "SELECT set_integer_now_func('public.t', 'public.now_t');"
+                    : "");
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(
+      absl::StrCat("INSERT INTO public.t SELECT x, row_number() OVER () FROM (", c.data, ") d(x)"));
+  struct Position {
+    std::string until, tasks;
+  };
+  for (const Position& p :
+       {Position{c.inside, c.inside_tasks}, Position{c.boundary, c.boundary_tasks},
+        Position{c.before, "0/0"}, Position{c.after, c.after_tasks}}) {
+    SCOPED_TRACE(absl::StrCat(c.type, " --until ", p.until));
+    ProcessResult staged = Stage(p.until);
+    ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+    EXPECT_EQ(TaskCounts(), p.tasks);
+    ProcessResult copied = Copy();
+    ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+    const std::string below =
+        absl::StrCat("SELECT * FROM public.t WHERE ts < '", p.until, "'::", c.type);
+    EXPECT_EQ(TargetDigest(below), SourceDigest(below));
+    EXPECT_EQ(TargetValue(absl::StrCat("SELECT count(*) FROM public.t WHERE ts >= '", p.until,
+                                       "'::", c.type)),
+              "0");
+    Clean();
+    ExecTarget("TRUNCATE public.t");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllTypes, StageTimeTypeTest,
+    ::testing::Values(
+        TimeCase{"timestamptz", "interval '1 day'",
+                 "SELECT generate_series(timestamptz '2024-01-01 00:00+00', "
+                 "'2024-01-04 18:00+00', interval '6 hours')",
+                 "2024-01-02T12:00:00", "2024-01-03", "2023-12-01", "2025-01-01", "2/1", "2/0",
+                 "4/0"},
+        TimeCase{"timestamp", "interval '1 day'",
+                 "SELECT generate_series(timestamp '2024-01-01 00:00', '2024-01-04 18:00', "
+                 "interval '6 hours')",
+                 "2024-01-02T12:00:00", "2024-01-03", "2023-12-01", "2025-01-01", "2/1", "2/0",
+                 "4/0"},
+        // 2-day chunks aligned on the epoch: [2023-12-31, 2024-01-02), [2024-01-02, ...)
+        TimeCase{"date", "interval '2 days'",
+                 "SELECT generate_series(date '2024-01-01', date '2024-01-08', interval '1 day')"
+                 "::date",
+                 "2024-01-03", "2024-01-04", "2023-06-01", "2025-01-01", "2/1", "2/0", "5/0"},
+        TimeCase{"smallint", "10", "SELECT generate_series(0, 39)::smallint", "25", "20", "-5",
+                 "1000", "3/1", "2/0", "4/0"},
+        TimeCase{"integer", "10", "SELECT generate_series(0, 39)", "25", "20", "-5", "1000", "3/1",
+                 "2/0", "4/0"},
+        TimeCase{"bigint", "10", "SELECT generate_series(0, 39)::bigint", "25", "20", "-5", "1000",
+                 "3/1", "2/0", "4/0"},
+        TimeCase{"bigint", "10", "SELECT generate_series(0, 39)::bigint", "25", "20", "-5", "1000",
+                 "3/1", "2/0", "4/0", /*integer_now=*/true}),
+    [](const ::testing::TestParamInfo<TimeCase>& info) {
+      return absl::StrCat(info.param.type, info.param.integer_now ? "_with_integer_now" : "");
+    });
+
+TEST_F(StageTest, UntilThatDoesNotFitTheTypeNamesHypertableColumnAndType) {
+  const std::string ddl =
+      "CREATE TABLE public.small (ts smallint NOT NULL, v int);"
+      "SELECT create_hypertable('public.small', 'ts', chunk_time_interval => 10);";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ProcessResult r = Stage("40000");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "error: cannot stage public.small: --until '40000' is not a valid smallint for column "
+            "\"ts\"\n");
+  r = Stage("2024-01-01");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "error: cannot stage public.small: --until '2024-01-01' is not a valid smallint for "
+            "column \"ts\"\n");
+}
+
+TEST_F(StageTest, MixedTimeTypesReportEveryHypertableThatCannotTakeTheValue) {
+  CreateMetrics(2);
+  const std::string ddl =
+      "CREATE TABLE public.counter (n bigint NOT NULL, v int);"
+      "SELECT create_hypertable('public.counter', 'n', chunk_time_interval => 10);"
+      "CREATE TABLE public.days (d date NOT NULL, v int);"
+      "SELECT create_hypertable('public.days', 'd');";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ProcessResult r = Stage("2024-01-02");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "error: cannot stage public.counter: --until '2024-01-02' is not a valid bigint for "
+            "column \"n\"\n");
+  // The spec's answer: one stage per time type, with --filter.
+  EXPECT_EQ(Stage("2024-01-02", {"--filter", "^public\\.(metrics|days)$"}).exit_code, 0);
+  EXPECT_EQ(Stage("91827364", {"--filter", "^public\\.counter$"}).exit_code, 0);
+}
+
+// --- space partitioning --------------------------------------------------------------------
+
+TEST_F(StageTest, SpacePartitionedHypertablesGetOneTaskPerHypercube) {
+  const std::string ddl =
+      "CREATE TABLE public.sp (time timestamptz NOT NULL, device int NOT NULL, v float8);"
+      "SELECT create_hypertable('public.sp', 'time', 'device', 3, "
+      "chunk_time_interval => interval '1 day');";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(
+      "INSERT INTO public.sp SELECT t, d, d * 1.5 FROM generate_series(timestamptz "
+      "'2024-01-01 00:00+00', '2024-01-03 23:00+00', interval '1 hour') t, "
+      "generate_series(1, 12) d");
+  const std::string source_chunks = SourceValue("SELECT count(*) FROM show_chunks('public.sp')");
+  ASSERT_EQ(source_chunks, "9");  // 3 days x 3 hash partitions
+  ProcessResult r = Stage("2024-01-03T12:00:00");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(TaskCounts(), "9/3");
+  // Each task's target chunk has exactly the source chunk's slices, in every dimension.
+  EXPECT_EQ(TargetValue(R"(
+      SELECT count(*) FROM __backfill.task t
+      WHERE t.dimensions IS DISTINCT FROM (
+        SELECT jsonb_object_agg(d.column_name, jsonb_build_array(s.range_start, s.range_end))
+        FROM _timescaledb_catalog.chunk c
+        JOIN _timescaledb_catalog.chunk_constraint cc ON cc.chunk_id = c.id
+        JOIN _timescaledb_catalog.dimension_slice s ON s.id = cc.dimension_slice_id
+        JOIN _timescaledb_catalog.dimension d ON d.id = s.dimension_id
+        WHERE c.schema_name = t.target_chunk_schema AND c.table_name = t.target_chunk_name))"),
+            "0");
+  EXPECT_EQ(TargetValue("SELECT count(DISTINCT jsonb_array_length(dimensions -> 'device')) "
+                        "FROM __backfill.task"),
+            "1");
+  ASSERT_EQ(Copy().exit_code, 0);
+  const std::string below = "SELECT * FROM public.sp WHERE time < '2024-01-03 12:00+00'";
+  EXPECT_EQ(TargetDigest(below), SourceDigest(below));
+}
+
+// --- the continuous-aggregate hierarchy ----------------------------------------------------
+
+class StageCaggTest : public StageTest {
+ protected:
+  // raw_data -> hourly_agg -> daily_agg -> monthly_agg (the spec's example), materialized on
+  // the source, empty on the target; plus an unrelated hypertable.
+  void CreateHierarchy() {
+    const std::string ddl = R"(
+      CREATE TABLE public.raw_data (time timestamptz NOT NULL, device int, value float8);
+      SELECT create_hypertable('public.raw_data', 'time', chunk_time_interval => interval '1 day');
+      CREATE TABLE public.other (time timestamptz NOT NULL, v int);
+      SELECT create_hypertable('public.other', 'time');
+      CREATE MATERIALIZED VIEW public.hourly_agg WITH (timescaledb.continuous) AS
+        SELECT time_bucket('1 hour', time) AS bucket, device, sum(value) AS total, count(*) AS n
+        FROM public.raw_data GROUP BY 1, 2 WITH NO DATA;
+      CREATE MATERIALIZED VIEW public.daily_agg WITH (timescaledb.continuous) AS
+        SELECT time_bucket('1 day', bucket) AS bucket, device, sum(total) AS total, sum(n) AS n
+        FROM public.hourly_agg GROUP BY 1, 2 WITH NO DATA;
+      CREATE MATERIALIZED VIEW public.monthly_agg WITH (timescaledb.continuous) AS
+        SELECT time_bucket('1 month', bucket) AS bucket, device, sum(total) AS total, sum(n) AS n
+        FROM public.daily_agg GROUP BY 1, 2 WITH NO DATA;)";
+    ExecSource(ddl);
+    ExecTarget(ddl);
+    ExecSource(
+        "INSERT INTO public.raw_data SELECT t, i % 4, i FROM generate_series(timestamptz "
+        "'2024-01-01 00:00+00', '2024-02-10 23:50+00', interval '10 minutes') WITH ORDINALITY "
+        "AS g(t, i);"
+        "INSERT INTO public.other VALUES ('2024-01-01 00:00+00', 1)");
+    for (const char* view : {"hourly_agg", "daily_agg", "monthly_agg"}) {
+      ExecSource(absl::StrCat("CALL refresh_continuous_aggregate('public.", view,
+                              "', NULL, '2024-03-01 00:00+00')"));
+    }
+  }
+};
+
+struct CascadeCase {
+  std::string filter;
+  bool up, down;
+  std::vector<std::string> expected;  // in the order stage reports them: parents first
+};
+
+TEST_F(StageCaggTest, EveryFilterAndCascadeCombinationStagesExactlyTheSpecSet) {
+  CreateHierarchy();
+  const std::vector<CascadeCase> cases = {
+      {"^public\\.raw_data$", false, false, {"public.raw_data"}},
+      {"^public\\.daily_agg$", false, false, {"public.daily_agg"}},
+      {"^public\\.raw_data$",
+       true,
+       false,
+       {"public.raw_data", "public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.daily_agg$",
+       false,
+       true,
+       {"public.raw_data", "public.hourly_agg", "public.daily_agg"}},
+      {"^public\\.daily_agg$", true, false, {"public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.daily_agg$",
+       true,
+       true,
+       {"public.raw_data", "public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.monthly_agg$",
+       false,
+       true,
+       {"public.raw_data", "public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.hourly_agg$",
+       true,
+       true,
+       {"public.raw_data", "public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.raw_data$", false, true, {"public.raw_data"}},
+      {"^public\\.monthly_agg$", true, false, {"public.monthly_agg"}},
+      {"_agg$", false, false, {"public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+  };
+  for (const CascadeCase& c : cases) {
+    std::vector<std::string> extra = {"--filter", c.filter};
+    if (c.up) extra.push_back("--cascade-up");
+    if (c.down) extra.push_back("--cascade-down");
+    SCOPED_TRACE(absl::StrJoin(extra, " "));
+    ProcessResult r = Stage("2030-01-01", extra);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(StagedNames(r.out), c.expected) << r.out;
+    Clean();
+  }
+  // Without a filter: everything, the unrelated hypertable included.
+  ProcessResult all = Stage("2030-01-01");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  std::vector<std::string> names = StagedNames(all.out);
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"public.raw_data", "public.other", "public.hourly_agg",
+                                   "public.daily_agg", "public.monthly_agg"}))
+      << all.out;
+}
+
+TEST_F(StageCaggTest, StagedContinuousAggregatesCopyTheirMaterializedData) {
+  // An extra hypertable first, so the target's materializations get other internal names
+  // (_materialized_hypertable_N) than the source's.
+  ExecTarget(
+      "CREATE TABLE public.pad (time timestamptz NOT NULL);"
+      "SELECT create_hypertable('public.pad', 'time');");
+  CreateHierarchy();
+  ASSERT_NE(
+      SourceValue("SELECT string_agg(h.table_name, ',' ORDER BY ca.user_view_name) FROM "
+                  "_timescaledb_catalog.continuous_agg ca JOIN _timescaledb_catalog.hypertable "
+                  "h ON h.id = ca.mat_hypertable_id"),
+      TargetValue("SELECT string_agg(h.table_name, ',' ORDER BY ca.user_view_name) FROM "
+                  "_timescaledb_catalog.continuous_agg ca JOIN _timescaledb_catalog.hypertable "
+                  "h ON h.id = ca.mat_hypertable_id"));
+  ProcessResult r = Stage("2024-02-01", {"--filter", "^public\\.monthly_agg$", "--cascade-down"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_EQ(Copy().exit_code, 0);
+  for (const char* view : {"hourly_agg", "daily_agg", "monthly_agg"}) {
+    SCOPED_TRACE(view);
+    const std::string q =
+        absl::StrCat("SELECT * FROM public.", view, " WHERE bucket < '2024-02-01 00:00+00'");
+    EXPECT_EQ(TargetDigest(q), SourceDigest(q));
+    EXPECT_NE(SourceDigest(q).substr(0, 2), "0|");
+  }
+  const std::string raw = "SELECT * FROM public.raw_data WHERE time < '2024-02-01 00:00+00'";
+  EXPECT_EQ(TargetDigest(raw), SourceDigest(raw));
+}
+
+// --- names that need quoting ------------------------------------------------------------------
+
+TEST_F(StageTest, NamesThatNeedQuotingWorkInFiltersStageAndCopy) {
+  const std::string ddl = R"(
+    CREATE SCHEMA "My Schema";
+    CREATE TABLE "My Schema"."Weird ""Table""" ("Time Stamp" timestamptz NOT NULL,
+                                                "Value; DROP" int, "select" text);
+    SELECT create_hypertable('"My Schema"."Weird ""Table"""', 'Time Stamp',
+                             chunk_time_interval => interval '1 day');)";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(
+      R"(INSERT INTO "My Schema"."Weird ""Table""" SELECT t, 1, 'it''s' FROM generate_series(
+         timestamptz '2024-01-01 00:00+00', '2024-01-03 23:00+00', interval '1 hour') t)");
+  ProcessResult r = Stage("2024-01-02T12:00:00", {"--filter", "^\"My Schema\"\\.\"Weird "});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(
+      r.out, "staged 2 chunks of \"My Schema\".\"Weird \"\"Table\"\"\" (1 cut at --until)"))
+      << r.out;
+  ASSERT_EQ(Copy().exit_code, 0);
+  const std::string q =
+      R"(SELECT * FROM "My Schema"."Weird ""Table""" WHERE "Time Stamp" < '2024-01-02 12:00+00')";
+  EXPECT_EQ(TargetDigest(q), SourceDigest(q));
+  EXPECT_EQ(TargetValue(R"(SELECT count(*) FROM "My Schema"."Weird ""Table""")"), "36");
+}
+
+// --- repeated staging -----------------------------------------------------------------------
+
+TEST_F(StageTest, RunsWithDifferentFiltersAndUntilValuesAccumulate) {
+  CreateMetrics(4);
+  const std::string ddl =
+      "CREATE TABLE public.counter (n bigint NOT NULL, v int);"
+      "SELECT create_hypertable('public.counter', 'n', chunk_time_interval => 100);";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource("INSERT INTO public.counter SELECT g, g FROM generate_series(1, 999) g");
+  ASSERT_EQ(Stage("2024-01-02T06:00:00", {"--filter", "^public\\.metrics$"}).exit_code, 0);
+  ASSERT_EQ(Stage("450", {"--filter", "^public\\.counter$"}).exit_code, 0);
+  EXPECT_EQ(TargetValue("SELECT string_agg(hypertable_name || ':' || n, ',' ORDER BY 1) FROM "
+                        "(SELECT hypertable_name, count(*) n FROM __backfill.task GROUP BY 1) q"),
+            "counter:5,metrics:2");
+  ASSERT_EQ(Copy().exit_code, 0);
+  for (const std::string& q :
+       {std::string("SELECT * FROM public.metrics WHERE time < '2024-01-02 06:00+00'"),
+        std::string("SELECT * FROM public.counter WHERE n < 450")}) {
+    EXPECT_EQ(TargetDigest(q), SourceDigest(q)) << q;
+  }
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM public.counter"), "449");
+}
+
+TEST_F(StageTest, StagingAgainWithALaterUntilWidensTheCutChunkAndCopiesTheRest) {
+  CreateMetrics(4);
+  ExecTarget("INSERT INTO public.metrics VALUES ('2024-01-02 20:00+00', 100, 1, 'dual')");
+  ASSERT_EQ(Stage("2024-01-02T06:00:00").exit_code, 0);
+  ASSERT_EQ(Copy().exit_code, 0);
+  ProcessResult widened = Stage("2024-01-02T18:00:00");
+  ASSERT_EQ(widened.exit_code, 0) << widened.out << widened.err;
+  EXPECT_TRUE(absl::StrContains(widened.out,
+                                "staged 0 chunks of public.metrics (1 cut at --until); 1 widened "
+                                "to the new --until; 1 were already staged"))
+      << widened.out;
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "1");
+  ASSERT_EQ(Copy().exit_code, 0);
+  const std::string below = "SELECT * FROM public.metrics WHERE time < '2024-01-02 18:00+00'";
+  EXPECT_EQ(TargetDigest(below), SourceDigest(below));
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM public.metrics WHERE time >= '2024-01-02 18:00+00'"),
+            "1");
+
+  // Widening to the chunk's end makes it whole, and the later chunks are added.
+  ProcessResult whole = Stage("2024-01-04");
+  ASSERT_EQ(whole.exit_code, 0) << whole.out << whole.err;
+  EXPECT_TRUE(absl::StrContains(whole.out, "staged 1 chunks of public.metrics; 1 widened"))
+      << whole.out;
+  EXPECT_EQ(TaskCounts(), "3/0");
+  ASSERT_EQ(Copy().exit_code, 0);
+  const std::string all = "SELECT * FROM public.metrics WHERE time < '2024-01-04 00:00+00'";
+  EXPECT_EQ(TargetDigest(all), SourceDigest(all));
+}
+
+TEST_F(StageTest, AStagedRangeIsNeverNarrowed) {
+  CreateMetrics(4);
+  ASSERT_EQ(Stage("2024-01-02T06:00:00").exit_code, 0);
+  const std::string before =
+      TargetValue("SELECT string_agg(until_literal, ',') FROM __backfill.task");
+  ProcessResult r = Stage("2024-01-02T03:00:00");
+  EXPECT_EQ(r.exit_code, 1);
+  const std::string chunk = SourceValue(
+      "SELECT chunk_name FROM timescaledb_information.chunks WHERE hypertable_name = 'metrics' "
+      "AND range_start = '2024-01-02 00:00+00'");
+  EXPECT_EQ(r.err,
+            absl::StrCat("error: cannot stage public.metrics: chunk _timescaledb_internal.", chunk,
+                         " is already staged up to '2024-01-02 06:00:00+00'; --until "
+                         "'2024-01-02 03:00:00+00' would narrow it (run clean to start "
+                         "over with a narrower range)\n"));
+  EXPECT_EQ(TargetValue("SELECT string_agg(until_literal, ',') FROM __backfill.task"), before);
+}
+
+// --- errors -------------------------------------------------------------------------------
+
+TEST_F(StageTest, IncompatibleColumnsAreAllReportedAtOnce) {
+  CreateMetrics(1);
+  ExecTarget(
+      "ALTER TABLE public.metrics ALTER COLUMN value TYPE numeric;"
+      "ALTER TABLE public.metrics DROP COLUMN note");
+  ProcessResult r = Stage("2024-01-02");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "error: cannot stage: 2 problems\n"
+            "  public.metrics: column \"value\" is double precision in the source but numeric in "
+            "the target\n"
+            "  public.metrics: column \"note\" (text) is missing in the target\n");
+}
+
+TEST_F(StageTest, DifferentTimescaleVersionsAreRefusedNamingBoth) {
+  const std::string db = db_ + "_versions";
+  ASSERT_TRUE(source_->CreateDatabase(db, "2.22.1").ok());
+  ASSERT_TRUE(target_->CreateDatabase(db, "2.28.3").ok());
+  ProcessResult r = Ctl({"stage", "--source", source_->Dsn(db), "--target", target_->Uri(db),
+                         "--until", "2024-01-01"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "error: the source runs TimescaleDB 2.22.1 and the target runs 2.28.3\n"
+            "hint: update the older one so both run the same version, then stage again\n");
+}
+
+}  // namespace
+}  // namespace backfill::testing
