@@ -173,6 +173,31 @@ absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
   return out;
 }
 
+absl::StatusOr<ChunkState> ReadChunkState(pg::Connection& conn, absl::string_view schema,
+                                          absl::string_view name) {
+  absl::StatusOr<pg::Result> rows =
+      conn.Exec(sql::kChunkState, {std::string(schema), std::string(name)});
+  if (!rows.ok()) return rows.status();
+  ChunkState state;
+  if (rows->rows() == 0) return state;
+  state.exists = true;
+  state.status = static_cast<int32_t>(rows->GetInt(0, 0));
+  state.compressed_schema = rows->Get(0, 1);
+  state.compressed_name = rows->Get(0, 2);
+  state.hypertable_schema = rows->Get(0, 3);
+  state.hypertable_name = rows->Get(0, 4);
+  return state;
+}
+
+absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn) {
+  absl::StatusOr<pg::Result> rows = conn.Exec(sql::kSkipInvalidationSupported);
+  if (!rows.ok()) return rows.status();
+  const std::string how = rows->Get(0, 0);
+  if (how == "guc") return std::string("SET LOCAL timescaledb.skip_cagg_invalidation = on");
+  if (how == "replica") return std::string("SET LOCAL session_replication_role = replica");
+  return std::string();
+}
+
 absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kRelationExists, {std::string(qualified_name)});
   if (!rows.ok()) return rows.status();

@@ -126,6 +126,30 @@ class Catalog {
   TimescaleVersion version_;
 };
 
+// What a chunk is right now, read at copy time (it may have been compressed since staging).
+struct ChunkState {
+  bool exists = false;
+  int32_t status = 0;
+  std::string compressed_schema;  // "" when the chunk has no compressed chunk
+  std::string compressed_name;
+  std::string hypertable_schema;
+  std::string hypertable_name;
+
+  bool compressed() const { return (status & 1) != 0; }
+  bool unordered() const { return (status & 2) != 0; }
+  bool partial() const { return (status & 8) != 0; }
+};
+
+absl::StatusOr<ChunkState> ReadChunkState(pg::Connection& conn, absl::string_view schema,
+                                          absl::string_view name);
+
+// The SET LOCAL statement that keeps a transaction's writes out of the continuous-aggregate
+// invalidation log on this database, or "" when there is none (2.23 to 2.27, or 2.22 without
+// superuser rights): timescaledb.skip_cagg_invalidation on 2.28+, session_replication_role =
+// replica for 2.22's invalidation trigger (which also silences the target's other triggers
+// for the copy transaction).
+absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn);
+
 // Columns of any table, in physical order, dropped ones left out.
 absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
                                                 absl::string_view qualified_table);

@@ -18,79 +18,240 @@ namespace {
 // connection rolls back on the server by itself).
 void Rollback(pg::Connection& conn) { (void)conn.ExecScript("ROLLBACK"); }
 
-absl::StatusOr<CopyOutcome> CopyInTransactions(pg::Connection& source, pg::Connection& target,
-                                               const CopySpec& spec) {
-  const std::string source_chunk = QuoteQualified(spec.source_chunk_schema, spec.source_chunk_name);
-  const std::string target_chunk = QuoteQualified(spec.target_chunk_schema, spec.target_chunk_name);
+struct ColumnList {
+  std::string names;  // "a", "b", ...
+  bool binary = true;
+  std::vector<Column> columns;
+};
 
-  // The source snapshot is taken by the first query and serves the whole chunk.
-  if (absl::Status s = source.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      !s.ok()) {
-    return s;
+absl::StatusOr<ColumnList> Columns(pg::Connection& conn, const std::string& table) {
+  absl::StatusOr<std::vector<Column>> columns = ListColumns(conn, table);
+  if (!columns.ok()) return columns.status();
+  ColumnList out;
+  std::vector<std::string> names;
+  for (const Column& c : *columns) {
+    names.push_back(QuoteIdent(c.name));
+    out.binary = out.binary && c.binary_io;
   }
-  // Data and completion commit together, so an unflushed commit that is lost in a crash
-  // loses both: the task is simply copied again.
-  if (absl::Status s = target.ExecScript("BEGIN; SET LOCAL synchronous_commit = off"); !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<pg::Result> fence =
-      target.Exec(sql::kFenceTask, {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch)});
-  if (!fence.ok()) return fence.status();
-  if (fence->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0};
-
-  absl::StatusOr<bool> exists = RelationExists(source, source_chunk);
-  if (!exists.ok()) return exists.status();
-  CopyOutcome outcome;
-  std::string message;
-  if (!*exists) {
-    outcome.kind = CopyOutcome::Kind::kSourceMissing;
-    message =
-        absl::StrCat("source chunk ", DisplayName(spec.source_chunk_schema, spec.source_chunk_name),
-                     " no longer exists; skipped");
-  } else {
-    absl::StatusOr<std::vector<Column>> columns = ListColumns(source, source_chunk);
-    if (!columns.ok()) return columns.status();
-    bool binary = true;
-    std::vector<std::string> names;
-    names.reserve(columns->size());
-    for (const Column& c : *columns) {
-      names.push_back(QuoteIdent(c.name));
-      binary = binary && c.binary_io;
-    }
-    const std::string column_list = absl::StrJoin(names, ", ");
-    const std::string where =
-        TaskRangeWhere(spec.cut, spec.time_column, spec.time_type, spec.until_literal);
-    const std::string format = binary ? "binary" : "text";
-
-    absl::Status deleted = target.ExecScript(absl::StrCat("DELETE FROM ", target_chunk, where));
-    if (!deleted.ok()) return deleted;
-    absl::StatusOr<pg::CopyStats> stats =
-        target.CopyFrom(source,
-                        absl::StrCat("COPY (SELECT ", column_list, " FROM ", source_chunk, where,
-                                     ") TO STDOUT (FORMAT ", format, ")"),
-                        absl::StrCat("COPY ", target_chunk, " (", column_list,
-                                     ") FROM STDIN (FORMAT ", format, ")"));
-    if (!stats.ok()) return stats.status();
-    outcome.rows = stats->rows;
-    outcome.bytes = stats->bytes;
-    message = absl::StrCat("copied ", stats->rows, " rows from ",
-                           DisplayName(spec.source_chunk_schema, spec.source_chunk_name));
-  }
-  absl::StatusOr<pg::Result> completed = target.Exec(
-      sql::kCompleteTask, {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch),
-                           absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
-  if (!completed.ok()) return completed.status();
-  if (completed->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0};
-  if (absl::Status s = target.ExecScript("COMMIT"); !s.ok()) return s;
-  Rollback(source);
-  return outcome;
+  out.names = absl::StrJoin(names, ", ");
+  out.columns = *std::move(columns);
+  return out;
 }
+
+bool SameLayout(const ColumnList& a, const ColumnList& b) {
+  if (a.columns.size() != b.columns.size()) return false;
+  for (size_t i = 0; i < a.columns.size(); ++i) {
+    if (a.columns[i].name != b.columns[i].name || a.columns[i].type != b.columns[i].type) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// COPY `select` on the source into `table (columns)` on the target, binary unless a column
+// type has no binary I/O.
+absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& target,
+                                    const std::string& select, const std::string& table,
+                                    const ColumnList& columns) {
+  const std::string format = columns.binary ? "binary" : "text";
+  return target.CopyFrom(
+      source, absl::StrCat("COPY (", select, ") TO STDOUT (FORMAT ", format, ")"),
+      absl::StrCat("COPY ", table, " (", columns.names, ") FROM STDIN (FORMAT ", format, ")"));
+}
+
+absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk,
+                  absl::string_view extra = "") {
+  return conn.ExecScript(
+      absl::StrCat("SELECT ", function, "(", QuoteLiteral(chunk), "::regclass", extra, ")"));
+}
+
+class Copier {
+ public:
+  Copier(pg::Connection& source, pg::Connection& target, const CopySpec& spec)
+      : source_(source),
+        target_(target),
+        spec_(spec),
+        source_chunk_(QuoteQualified(spec.source_chunk_schema, spec.source_chunk_name)),
+        target_chunk_(QuoteQualified(spec.target_chunk_schema, spec.target_chunk_name)) {}
+
+  absl::StatusOr<CopyOutcome> Run() {
+    // The source snapshot is taken by the first query and serves the whole chunk.
+    if (absl::Status s = source_.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        !s.ok()) {
+      return s;
+    }
+    // Data and completion commit together, so an unflushed commit lost in a crash loses both:
+    // the task is simply copied again.
+    std::string begin = "BEGIN; SET LOCAL synchronous_commit = off";
+    if (!spec_.skip_invalidation.empty()) absl::StrAppend(&begin, "; ", spec_.skip_invalidation);
+    if (absl::Status s = target_.ExecScript(begin); !s.ok()) return s;
+    absl::StatusOr<pg::Result> fence = target_.Exec(
+        sql::kFenceTask, {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch)});
+    if (!fence.ok()) return fence.status();
+    if (fence->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0, false};
+
+    absl::StatusOr<ChunkState> source_state =
+        ReadChunkState(source_, spec_.source_chunk_schema, spec_.source_chunk_name);
+    if (!source_state.ok()) return source_state.status();
+    CopyOutcome outcome;
+    std::string message;
+    const std::string display = DisplayName(spec_.source_chunk_schema, spec_.source_chunk_name);
+    if (!source_state->exists) {
+      outcome.kind = CopyOutcome::Kind::kSourceMissing;
+      message = absl::StrCat("source chunk ", display, " no longer exists; skipped");
+    } else {
+      absl::StatusOr<ChunkState> target_state =
+          ReadChunkState(target_, spec_.target_chunk_schema, spec_.target_chunk_name);
+      if (!target_state.ok()) return target_state.status();
+      if (!target_state->exists) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "target chunk ", DisplayName(spec_.target_chunk_schema, spec_.target_chunk_name),
+            " does not exist (dropped after staging?); run clean and stage again"));
+      }
+      absl::Status copied = source_state->compressed() && !spec_.cut
+                                ? CopyBatches(*source_state, *target_state, &outcome)
+                                : CopyRows(*source_state, *target_state, &outcome);
+      if (!copied.ok()) return copied;
+      message = absl::StrCat("copied ", outcome.rows, " rows from ", display,
+                             outcome.batches_copied ? " (compressed batches as they are)" : "");
+    }
+    absl::StatusOr<pg::Result> completed =
+        target_.Exec(sql::kCompleteTask,
+                     {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch),
+                      absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
+    if (!completed.ok()) return completed.status();
+    if (completed->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0, false};
+    if (absl::Status s = target_.ExecScript("COMMIT"); !s.ok()) return s;
+    Rollback(source_);
+    return outcome;
+  }
+
+ private:
+  // Rows, by name, from the source chunk (decompressed when it is compressed) into the target
+  // chunk, which is decompressed first and compressed again when either side was compressed.
+  absl::Status CopyRows(const ChunkState& source_state, const ChunkState& target_state,
+                        CopyOutcome* outcome) {
+    if (target_state.compressed()) {
+      if (absl::Status s = Call(target_, "public.decompress_chunk", target_chunk_); !s.ok()) {
+        return s;
+      }
+    }
+    absl::StatusOr<ColumnList> columns = Columns(source_, source_chunk_);
+    if (!columns.ok()) return columns.status();
+    const std::string where =
+        TaskRangeWhere(spec_.cut, spec_.time_column, spec_.time_type, spec_.until_literal);
+    if (absl::Status s = target_.ExecScript(absl::StrCat("DELETE FROM ", target_chunk_, where));
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<pg::CopyStats> stats = Relay(
+        source_, target_, absl::StrCat("SELECT ", columns->names, " FROM ", source_chunk_, where),
+        target_chunk_, *columns);
+    if (!stats.ok()) return stats.status();
+    outcome->rows = stats->rows;
+    outcome->bytes = stats->bytes;
+    if (source_state.compressed() || target_state.compressed()) {
+      return Call(target_, "public.compress_chunk", target_chunk_);
+    }
+    return absl::OkStatus();
+  }
+
+  // The whole of a compressed source chunk: its batches as they are, and its heap rows.
+  absl::Status CopyBatches(const ChunkState& source_state, ChunkState target_state,
+                           CopyOutcome* outcome) {
+    // Empty the target chunk: batches first (TRUNCATE of a compressed chunk is plain and not
+    // an invalidation), then the heap, which then holds no batches to decompress.
+    if (target_state.compressed()) {
+      if (absl::Status s = target_.ExecScript(absl::StrCat(
+              "TRUNCATE ",
+              QuoteQualified(target_state.compressed_schema, target_state.compressed_name)));
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status s = target_.ExecScript(absl::StrCat("DELETE FROM ONLY ", target_chunk_));
+        !s.ok()) {
+      return s;
+    }
+    if (!target_state.compressed()) {
+      // An empty chunk compresses into an empty compressed chunk with the target's layout.
+      if (absl::Status s = Call(target_, "public.compress_chunk", target_chunk_); !s.ok()) {
+        return s;
+      }
+      absl::StatusOr<ChunkState> state =
+          ReadChunkState(target_, spec_.target_chunk_schema, spec_.target_chunk_name);
+      if (!state.ok()) return state.status();
+      target_state = *std::move(state);
+    }
+    const std::string source_compressed =
+        QuoteQualified(source_state.compressed_schema, source_state.compressed_name);
+    const std::string target_compressed =
+        QuoteQualified(target_state.compressed_schema, target_state.compressed_name);
+    absl::StatusOr<ColumnList> source_layout = Columns(source_, source_compressed);
+    if (!source_layout.ok()) return source_layout.status();
+    absl::StatusOr<ColumnList> target_layout = Columns(target_, target_compressed);
+    if (!target_layout.ok()) return target_layout.status();
+    if (!SameLayout(*source_layout, *target_layout)) {
+      // Other compression settings or metadata on the target: batches cannot go across as
+      // they are. Copy the rows and let the target compress them its way.
+      LOG(WARNING) << "compressed layouts of "
+                   << DisplayName(spec_.source_chunk_schema, spec_.source_chunk_name)
+                   << " differ between source and target; copying it decompressed";
+      if (absl::Status s = Call(target_, "public.decompress_chunk", target_chunk_); !s.ok()) {
+        return s;
+      }
+      ChunkState decompressed = target_state;
+      decompressed.status = 0;
+      return CopyRows(source_state, decompressed, outcome);
+    }
+    absl::StatusOr<pg::CopyStats> batches = Relay(
+        source_, target_,
+        absl::StrCat("SELECT ", source_layout->names, " FROM ONLY ", source_compressed),
+        target_compressed, *source_layout);
+    if (!batches.ok()) return batches.status();
+    absl::StatusOr<pg::Result> rows = source_.Exec(
+        absl::StrCat("SELECT coalesce(sum(_ts_meta_count), 0) FROM ONLY ", source_compressed));
+    if (!rows.ok()) return rows.status();
+    outcome->rows = rows->GetInt(0, 0);
+    outcome->bytes = batches->bytes;
+    outcome->batches_copied = true;
+
+    // Heap rows of a partially compressed chunk go through the hypertable: TimescaleDB routes
+    // them into this chunk and marks it partial (a plain COPY into the chunk does not on 2.22,
+    // leaving them invisible).
+    absl::StatusOr<pg::Result> has_heap =
+        source_.Exec(absl::StrCat("SELECT EXISTS (SELECT 1 FROM ONLY ", source_chunk_, ")"));
+    if (!has_heap.ok()) return has_heap.status();
+    if (has_heap->GetBool(0, 0)) {
+      absl::StatusOr<ColumnList> columns = Columns(source_, source_chunk_);
+      if (!columns.ok()) return columns.status();
+      absl::StatusOr<pg::CopyStats> heap = Relay(
+          source_, target_, absl::StrCat("SELECT ", columns->names, " FROM ONLY ", source_chunk_),
+          QuoteQualified(target_state.hypertable_schema, target_state.hypertable_name), *columns);
+      if (!heap.ok()) return heap.status();
+      outcome->rows += heap->rows;
+      outcome->bytes += heap->bytes;
+    }
+    // Batches that may overlap on the order-by columns must be marked so, or ordered reads go
+    // wrong; recompressing rebuilds them ordered through the public API.
+    if (source_state.unordered()) {
+      return Call(target_, "public.compress_chunk", target_chunk_, ", recompress => true");
+    }
+    return absl::OkStatus();
+  }
+
+  pg::Connection& source_;
+  pg::Connection& target_;
+  const CopySpec& spec_;
+  const std::string source_chunk_;
+  const std::string target_chunk_;
+};
 
 }  // namespace
 
 absl::StatusOr<CopyOutcome> CopyChunk(pg::Connection& source, pg::Connection& target,
                                       const CopySpec& spec) {
-  absl::StatusOr<CopyOutcome> outcome = CopyInTransactions(source, target, spec);
+  absl::StatusOr<CopyOutcome> outcome = Copier(source, target, spec).Run();
   if (!outcome.ok() || outcome->kind == CopyOutcome::Kind::kFenced) {
     Rollback(target);
     Rollback(source);

@@ -1,9 +1,20 @@
 // Copies one task's rows from a source chunk into its target chunk: the hot path.
 //
-// One target transaction holds everything: the fence on the task row, the delete of the
-// task's range in the target chunk, the binary COPY relayed from the source without decoding
-// rows, and the task's completion. Either all of it commits or none of it does, so a chunk's
-// rows land exactly once whatever dies. No gRPC here: the worker loop adapts.
+// One target transaction holds everything: the fence on the task row, clearing the task's
+// range in the target chunk, the COPY relayed from the source without decoding rows, and the
+// task's completion. Either all of it commits or none of it does, so a chunk's rows land
+// exactly once whatever dies. No gRPC here: the worker loop adapts.
+//
+// What is copied depends on the chunks' state when the copy runs, not when it was staged:
+//  - source compressed, whole chunk: its compressed batches are copied as they are into the
+//    target chunk's compressed chunk (created empty by compress_chunk when missing, emptied
+//    when present), and its uncompressed heap rows, if any, through the target hypertable so
+//    the target chunk is marked partial. Nothing is decompressed on either side. When the
+//    two compressed layouts differ, the rows are copied decompressed and compressed again.
+//  - source compressed and cut by --until: the rows before --until are read decompressed,
+//    the target chunk is decompressed, cleared below --until, filled, and compressed again.
+//  - source uncompressed: rows are copied; a target chunk that was compressed is decompressed
+//    first and compressed again afterwards.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +36,10 @@ struct CopySpec {
   std::string time_type;
   bool cut = false;  // copy only rows with time_column < until_literal
   std::string until_literal;
+  // Run at the start of the copy transaction to keep backfilled rows out of the target's
+  // invalidation log (SkipInvalidationStatement); refresh-caggs brings the aggregates up to
+  // date afterwards. Empty when the target has no way to.
+  std::string skip_invalidation;
 };
 
 struct CopyOutcome {
@@ -36,6 +51,8 @@ struct CopyOutcome {
   Kind kind = Kind::kCopied;
   int64_t rows = 0;
   int64_t bytes = 0;
+  // The source chunk's compressed batches went across as they are.
+  bool batches_copied = false;
 };
 
 // Runs the copy on the two connections, which must be idle (no open transaction). On error

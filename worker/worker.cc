@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/catalog.h"
 #include "common/quote.h"
 #include "worker/chunk_copier.h"
 
@@ -95,6 +96,14 @@ absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
     if (!conn.ok()) return conn.status();
     target_ = *std::move(conn);
     target_conninfo_ = target;
+    absl::StatusOr<std::string> skip = SkipInvalidationStatement(*target_);
+    if (!skip.ok()) return skip.status();
+    skip_invalidation_ = *std::move(skip);
+    if (skip_invalidation_.empty()) {
+      LOG(WARNING) << "worker " << worker_id_
+                   << ": this target cannot keep backfilled rows out of its continuous-aggregate "
+                      "invalidation log; the next refresh will re-materialize their ranges";
+    }
   }
   return absl::OkStatus();
 }
@@ -150,6 +159,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   spec.time_type = task.time_type();
   spec.cut = task.cut();
   spec.until_literal = task.until_literal();
+  spec.skip_invalidation = skip_invalidation_;
   absl::Time start = absl::Now();
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
   done.Notify();

@@ -51,6 +51,7 @@ class Worker {
   std::string target_conninfo_;
   std::unique_ptr<pg::Connection> source_;
   std::unique_ptr<pg::Connection> target_;
+  std::string skip_invalidation_;  // for the current target connection
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
