@@ -216,6 +216,8 @@ class Copier {
     outcome->bytes = batches->bytes;
     outcome->batches_copied = true;
 
+    if (absl::Status s = CopyCompressionSizes(); !s.ok()) return s;
+
     // Heap rows of a partially compressed chunk go through the hypertable: TimescaleDB routes
     // them into this chunk and marks it partial (a plain COPY into the chunk does not on 2.22,
     // leaving them invisible).
@@ -238,6 +240,25 @@ class Copier {
       return Call(target_, "public.compress_chunk", target_chunk_, ", recompress => true");
     }
     return absl::OkStatus();
+  }
+
+  // Carries the source chunk's compression statistics (what chunk_compression_stats()
+  // reports) to the target chunk, whose compress_chunk of an empty chunk recorded zeros.
+  // Writing them needs a superuser; without one the target keeps the zeros.
+  absl::Status CopyCompressionSizes() {
+    absl::StatusOr<pg::Result> sizes = source_.Exec(
+        sql::kReadCompressionSize, {spec_.source_chunk_schema, spec_.source_chunk_name});
+    if (!sizes.ok()) return sizes.status();
+    if (sizes->rows() == 0) return absl::OkStatus();
+    std::vector<pg::Param> params = {spec_.target_chunk_schema, spec_.target_chunk_name};
+    for (int i = 0; i < 8; ++i) params.push_back(sizes->Get(0, i));
+    if (absl::Status s = target_.ExecScript("SAVEPOINT compression_size"); !s.ok()) return s;
+    absl::StatusOr<pg::Result> written = target_.Exec(sql::kWriteCompressionSize, params);
+    if (written.ok()) return target_.ExecScript("RELEASE SAVEPOINT compression_size");
+    if (written.status().code() != absl::StatusCode::kPermissionDenied) return written.status();
+    VLOG(1) << "cannot record compression statistics of " << target_chunk_ << ": "
+            << written.status().message();
+    return target_.ExecScript("ROLLBACK TO SAVEPOINT compression_size");
   }
 
   pg::Connection& source_;

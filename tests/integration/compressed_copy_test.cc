@@ -125,6 +125,16 @@ TEST_P(CompressedKindsTest, EveryChunkKindArrivesExactlyWithItsCompressionState)
   EXPECT_EQ(TargetDigest(kAtOrAfter), dual_before);
   EXPECT_EQ(TargetDigest(kAtOrAfter).substr(0, 2), dual_writes ? "3|" : "0|");
   EXPECT_EQ(TargetValue(kStates), "01:{},02:{COMPRESSED},03:{COMPRESSED,PARTIAL},04:{COMPRESSED}");
+  // The whole compressed chunk carries its compression statistics (the tests run as a
+  // superuser, who may write them).
+  const std::string sizes =
+      "SELECT s.numrows_pre_compression || '/' || s.numrows_post_compression || '/' || "
+      "s.uncompressed_heap_size FROM _timescaledb_catalog.compression_chunk_size s "
+      "JOIN timescaledb_information.chunks i ON true JOIN _timescaledb_catalog.chunk c ON "
+      "c.schema_name = i.chunk_schema AND c.table_name = i.chunk_name AND c.id = s.chunk_id "
+      "WHERE i.hypertable_name = 'cm' AND i.range_start = '2024-01-02 00:00+00'";
+  EXPECT_EQ(TargetValue(sizes), SourceValue(sizes));
+  EXPECT_NE(SourceValue(sizes).substr(0, 2), "0/");
   ProcessResult verified =
       Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
