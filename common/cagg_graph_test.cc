@@ -10,7 +10,7 @@ using ::testing::ElementsAre;
 
 // The spec's example: raw_data(1) -> hourly_agg(2) -> daily_agg(3) -> monthly_agg(4), plus an
 // unrelated hypertable (5) and a sibling of daily_agg built on hourly_agg (6).
-std::vector<HypertableNode> Hierarchy(std::vector<int32_t> matched) {
+std::vector<HypertableNode> Hierarchy(const std::vector<int32_t>& matched) {
   std::vector<HypertableNode> nodes = {{1, 0, false}, {2, 1, false}, {3, 2, false},
                                        {4, 3, false}, {5, 0, false}, {6, 2, false}};
   for (HypertableNode& n : nodes) {

@@ -115,10 +115,9 @@ class Copier {
       message = absl::StrCat("copied ", outcome.rows, " rows from ", display,
                              outcome.batches_copied ? " (compressed batches as they are)" : "");
     }
-    absl::StatusOr<pg::Result> completed =
-        target_.Exec(sql::kCompleteTask,
-                     {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch),
-                      absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
+    absl::StatusOr<pg::Result> completed = target_.Exec(
+        sql::kCompleteTask, {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch),
+                             absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
     if (!completed.ok()) return completed.status();
     if (completed->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0, false};
     if (absl::Status s = target_.ExecScript("COMMIT"); !s.ok()) return s;
@@ -204,10 +203,10 @@ class Copier {
       decompressed.status = 0;
       return CopyRows(source_state, decompressed, outcome);
     }
-    absl::StatusOr<pg::CopyStats> batches = Relay(
-        source_, target_,
-        absl::StrCat("SELECT ", source_layout->names, " FROM ONLY ", source_compressed),
-        target_compressed, *source_layout);
+    absl::StatusOr<pg::CopyStats> batches =
+        Relay(source_, target_,
+              absl::StrCat("SELECT ", source_layout->names, " FROM ONLY ", source_compressed),
+              target_compressed, *source_layout);
     if (!batches.ok()) return batches.status();
     absl::StatusOr<pg::Result> rows = source_.Exec(
         absl::StrCat("SELECT coalesce(sum(_ts_meta_count), 0) FROM ONLY ", source_compressed));

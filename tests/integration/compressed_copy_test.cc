@@ -67,10 +67,11 @@ class CompressedCopyTest : public BackfillTest {
                                  timescaledb.compress_orderby = 'time DESC');)");
   }
   void CompressDay(const std::string& day) {
-    ExecSource(absl::StrCat("SELECT compress_chunk(c) FROM show_chunks('public.cm', "
-                            "newer_than => timestamptz '",
-                            day, " 00:00+00' - interval '1 second', older_than => timestamptz '",
-                            day, " 00:00+00' + interval '1 day') c"));
+    ExecSource(
+        absl::StrCat("SELECT compress_chunk(c) FROM show_chunks('public.cm', "
+                     "newer_than => timestamptz '",
+                     day, " 00:00+00' - interval '1 second', older_than => timestamptz '", day,
+                     " 00:00+00' + interval '1 day') c"));
   }
   std::string CompressedChunk(bool source, const std::string& day) {
     const std::string q = absl::StrCat(
@@ -83,9 +84,8 @@ class CompressedCopyTest : public BackfillTest {
   }
   // Batches and the rows they hold, in a compressed chunk: "batches/rows".
   std::string Batches(bool source, const std::string& day) {
-    const std::string q =
-        absl::StrCat("SELECT count(*) || '/' || sum(_ts_meta_count) FROM ONLY ",
-                     CompressedChunk(source, day));
+    const std::string q = absl::StrCat("SELECT count(*) || '/' || sum(_ts_meta_count) FROM ONLY ",
+                                       CompressedChunk(source, day));
     return source ? SourceValue(q) : TargetValue(q);
   }
   ProcessResult Stage() {
@@ -135,8 +135,7 @@ TEST_P(CompressedKindsTest, EveryChunkKindArrivesExactlyWithItsCompressionState)
       "WHERE i.hypertable_name = 'cm' AND i.range_start = '2024-01-02 00:00+00'";
   EXPECT_EQ(TargetValue(sizes), SourceValue(sizes));
   EXPECT_NE(SourceValue(sizes).substr(0, 2), "0/");
-  ProcessResult verified =
-      Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
+  ProcessResult verified = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
 
