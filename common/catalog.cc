@@ -102,6 +102,46 @@ absl::StatusOr<std::vector<Chunk>> Catalog::ListChunks(const Hypertable& hyperta
   return out;
 }
 
+std::string ContinuousAggregate::DisplayName() const {
+  return backfill::DisplayName(view_schema, view_name);
+}
+
+absl::StatusOr<std::vector<ContinuousAggregate>> Catalog::ListContinuousAggregates(
+    absl::string_view filter) {
+  pg::Param param;
+  if (!filter.empty()) param = std::string(filter);
+  absl::StatusOr<pg::Result> rows = conn_->Exec(sql::kListCaggs, {param});
+  if (!rows.ok()) {
+    if (pg::SqlState(rows.status()) == "2201B") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--filter '", filter, "' is not a valid regular expression: ", rows.status().message()));
+    }
+    return rows.status();
+  }
+  std::vector<ContinuousAggregate> out;
+  for (int i = 0; i < rows->rows(); ++i) {
+    ContinuousAggregate c;
+    c.mat_hypertable_id = static_cast<int32_t>(rows->GetInt(i, 0));
+    c.raw_hypertable_id = static_cast<int32_t>(rows->GetInt(i, 1));
+    c.view_schema = rows->Get(i, 2);
+    c.view_name = rows->Get(i, 3);
+    c.matched = rows->GetBool(i, 4);
+    c.watermark = rows->GetInt(i, 5);
+    c.time_type = rows->Get(i, 6);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<std::string>> Catalog::InternalToLiteral(int64_t internal,
+                                                                      absl::string_view time_type) {
+  absl::StatusOr<pg::Result> rows =
+      conn_->Exec(sql::kInternalToLiteral, {absl::StrCat(internal), std::string(time_type)});
+  if (!rows.ok()) return rows.status();
+  if (rows->IsNull(0, 0)) return std::optional<std::string>();
+  return std::optional<std::string>(rows->Get(0, 0));
+}
+
 absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
                                                absl::string_view until) {
   static constexpr absl::string_view kTypes[] = {"timestamp with time zone",

@@ -88,6 +88,19 @@ struct CreatedChunk {
   bool created = false;
 };
 
+// A continuous aggregate and how far it is materialized.
+struct ContinuousAggregate {
+  int32_t mat_hypertable_id = 0;
+  int32_t raw_hypertable_id = 0;  // what it is built on: a hypertable or another aggregate
+  std::string view_schema;
+  std::string view_name;
+  bool matched = false;   // by the filter given to ListContinuousAggregates
+  int64_t watermark = 0;  // end of the materialized range, internal units
+  std::string time_type;  // regtype text of its time column
+
+  std::string DisplayName() const;
+};
+
 class Catalog {
  public:
   // Reads the TimescaleDB version; FailedPrecondition naming `conn.role()` when the extension
@@ -106,6 +119,15 @@ class Catalog {
 
   // Parses `until` for the hypertable's time column type. InvalidArgument names the
   // hypertable, the column and the type when the value does not parse or does not fit.
+  // Every continuous aggregate, `matched` set where the view's name matches `filter` (empty
+  // matches all). InvalidArgument quoting the filter when it is not a regular expression.
+  absl::StatusOr<std::vector<ContinuousAggregate>> ListContinuousAggregates(
+      absl::string_view filter);
+
+  // `internal` as text in `time_type`, or nullopt at the type's minimum (never refreshed).
+  absl::StatusOr<std::optional<std::string>> InternalToLiteral(int64_t internal,
+                                                               absl::string_view time_type);
+
   absl::StatusOr<UntilValue> ParseUntil(const Hypertable& hypertable, absl::string_view until);
 
   // This database's counterpart of `source`: the same name, or for a continuous aggregate the

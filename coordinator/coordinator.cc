@@ -8,6 +8,7 @@
 #include "backfill_coordinator_sql.h"
 #include "common/catalog.h"
 #include "common/quote.h"
+#include "coordinator/cagg_refresher.h"
 #include "coordinator/stager.h"
 #include "coordinator/verifier.h"
 
@@ -272,6 +273,17 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& 
       Open(request.databases().target(), "target");
   if (!target.ok()) return target.status();
   return VerifyCopiedTasks(**source, **target);
+}
+
+absl::StatusOr<v1::RefreshCaggsResponse> Coordinator::RefreshCaggs(
+    const v1::RefreshCaggsRequest& request) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> source =
+      Open(request.databases().source(), "source");
+  if (!source.ok()) return source.status();
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+      Open(request.databases().target(), "target");
+  if (!target.ok()) return target.status();
+  return RefreshContinuousAggregates(**source, **target, request);
 }
 
 absl::StatusOr<v1::CleanResponse> Coordinator::Clean(const v1::CleanRequest& request) {

@@ -53,6 +53,7 @@ class Coordinator {
                     const std::function<bool(const v1::CopyProgress&)>& emit);
   absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request);
   absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
+  absl::StatusOr<v1::RefreshCaggsResponse> RefreshCaggs(const v1::RefreshCaggsRequest& request);
 
  private:
   struct Job {

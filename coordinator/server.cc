@@ -63,6 +63,10 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                      v1::CleanResponse* response) override {
     return Respond(coordinator_->Clean(*request), response);
   }
+  grpc::Status RefreshCaggs(grpc::ServerContext*, const v1::RefreshCaggsRequest* request,
+                            v1::RefreshCaggsResponse* response) override {
+    return Respond(coordinator_->RefreshCaggs(*request), response);
+  }
 
  private:
   template <typename T>

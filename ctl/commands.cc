@@ -216,6 +216,34 @@ int RunClean(ControlClient& client, const CtlOptions& options) {
   return kExitOk;
 }
 
+int RunRefreshCaggs(ControlClient& client, const CtlOptions& options) {
+  v1::RefreshCaggsRequest request;
+  *request.mutable_databases() = options.databases;
+  request.set_filter(options.filter);
+  request.set_cascade_up(options.cascade_up);
+  request.set_cascade_down(options.cascade_down);
+  absl::StatusOr<v1::RefreshCaggsResponse> response = client.RefreshCaggs(request);
+  if (!response.ok()) return Fail(response.status());
+  if (response->caggs_size() == 0) {
+    std::cout << "No continuous aggregates to refresh." << std::endl;
+    return kExitOk;
+  }
+  int refreshed = 0;
+  for (const v1::RefreshedCagg& c : response->caggs()) {
+    if (c.refreshed()) {
+      ++refreshed;
+      std::cout << "refreshed continuous aggregate " << c.view() << " over ["
+                << (c.window_start().empty() ? "start" : c.window_start()) << ", " << c.window_end()
+                << ")\n";
+    } else {
+      std::cout << "continuous aggregate " << c.view() << " is up to date\n";
+    }
+  }
+  std::cout << "Refreshed " << refreshed << " of " << response->caggs_size()
+            << " continuous aggregates." << std::endl;
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCommand(const CtlOptions& options) {
@@ -255,6 +283,7 @@ int RunCommand(const CtlOptions& options) {
   }
   if (options.command == "verify") return RunVerify(client, options);
   if (options.command == "clean") return RunClean(client, options);
+  if (options.command == "refresh-caggs") return RunRefreshCaggs(client, options);
   std::cerr << "error: unknown command '" << options.command << "'" << std::endl;
   return kExitUsage;
 }

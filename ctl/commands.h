@@ -19,7 +19,7 @@ enum ExitCode : int {
 };
 
 struct CtlOptions {
-  std::string command;  // stage, copy, verify, clean
+  std::string command;  // stage, copy, verify, refresh-caggs, clean
   v1::Databases databases;
   std::string until;
   std::string filter;

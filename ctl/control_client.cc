@@ -67,6 +67,12 @@ absl::StatusOr<v1::CleanResponse> ControlClient::Clean(const v1::CleanRequest& r
       [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Clean(c, request, r); });
 }
 
+absl::StatusOr<v1::RefreshCaggsResponse> ControlClient::RefreshCaggs(
+    const v1::RefreshCaggsRequest& request) {
+  return impl_->Invoke<v1::RefreshCaggsResponse>(
+      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->RefreshCaggs(c, request, r); });
+}
+
 absl::Status ControlClient::Copy(const v1::CopyRequest& request,
                                  const std::function<void(const v1::CopyProgress&)>& on_progress) {
   grpc::ClientContext context;

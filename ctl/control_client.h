@@ -26,6 +26,7 @@ class ControlClient {
   void CancelCopy();
   absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request);
   absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
+  absl::StatusOr<v1::RefreshCaggsResponse> RefreshCaggs(const v1::RefreshCaggsRequest& request);
 
  private:
   struct Impl;

@@ -70,6 +70,18 @@ int main(int argc, char** argv) {
   verify->add_option("-p,--parallelism", options.parallelism, "accepted for compatibility")
       ->check(CLI::Range(1, 256));
 
+  CLI::App* refresh = app.add_subcommand(
+      "refresh-caggs",
+      "refresh the target's continuous aggregates from its watermark to the source's");
+  AddDatabases(refresh, &options, true);
+  refresh->add_option("-f,--filter", options.filter,
+                      "POSIX regular expression matched against schema-qualified continuous "
+                      "aggregate view names");
+  refresh->add_flag("-U,--cascade-up", options.cascade_up,
+                    "also refresh the continuous aggregates built on the matched ones");
+  refresh->add_flag("-D,--cascade-down", options.cascade_down,
+                    "also refresh the continuous aggregates the matched ones are built on");
+
   CLI::App* clean =
       app.add_subcommand("clean", "drop the __backfill administrative schema from the target");
   AddDatabases(clean, &options, false);
@@ -81,7 +93,7 @@ int main(int argc, char** argv) {
     return code == 0 ? backfill::kExitOk : backfill::kExitUsage;
   }
   backfill::InitLogging(argv[0], verbosity);
-  for (CLI::App* command : {stage, copy, verify, clean}) {
+  for (CLI::App* command : {stage, copy, verify, refresh, clean}) {
     if (command->parsed()) options.command = command->get_name();
   }
   return backfill::RunCommand(options);

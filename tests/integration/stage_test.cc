@@ -317,6 +317,92 @@ TEST_F(StageCaggTest, StagedContinuousAggregatesCopyTheirMaterializedData) {
   EXPECT_EQ(TargetDigest(raw), SourceDigest(raw));
 }
 
+// --- refresh-caggs ----------------------------------------------------------------------
+
+class RefreshCaggsTest : public StageCaggTest {
+ protected:
+  ProcessResult Refresh(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"refresh-caggs", "--source", SourceDsn(), "--target",
+                                     TargetDsn()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Ctl(args);
+  }
+  // The aggregates a refresh-caggs run reported, refreshed or up to date, in its order.
+  static std::vector<std::string> ReportedCaggs(const std::string& out) {
+    std::vector<std::string> names;
+    for (absl::string_view line : absl::StrSplit(out, '\n')) {
+      if (absl::ConsumePrefix(&line, "refreshed continuous aggregate ") ||
+          absl::ConsumePrefix(&line, "continuous aggregate ")) {
+        names.emplace_back(line.substr(0, line.find(' ')));
+      }
+    }
+    return names;
+  }
+};
+
+TEST_F(RefreshCaggsTest, AfterStageCopyAndRefreshTheTargetAggregatesEqualTheSources) {
+  CreateHierarchy();
+  ASSERT_EQ(Stage("2030-01-01", {"--filter", "^public\\.raw_data$"}).exit_code, 0);
+  ASSERT_EQ(Copy().exit_code, 0);
+  ProcessResult r = Refresh();
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Parents first, each from the target's watermark (never refreshed: the start) to the
+  // source's.
+  EXPECT_TRUE(absl::StrContains(
+      r.out,
+      "refreshed continuous aggregate public.hourly_agg over [start, 2024-02-11 00:00:00+00)\n"
+      "refreshed continuous aggregate public.daily_agg over [start, 2024-02-11 00:00:00+00)\n"
+      "refreshed continuous aggregate public.monthly_agg over [start, 2024-03-01 00:00:00+00)\n"
+      "Refreshed 3 of 3 continuous aggregates."))
+      << r.out;
+  for (const char* view : {"hourly_agg", "daily_agg", "monthly_agg"}) {
+    SCOPED_TRACE(view);
+    const std::string q = absl::StrCat("SELECT * FROM public.", view);
+    EXPECT_EQ(TargetDigest(q), SourceDigest(q));
+    EXPECT_NE(TargetDigest(q).substr(0, 2), "0|");
+  }
+  // Again: nothing left to do, and that is not an error.
+  ProcessResult again = Refresh();
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(absl::StrContains(again.out, "Refreshed 0 of 3 continuous aggregates.")) << again.out;
+}
+
+TEST_F(RefreshCaggsTest, EveryFilterAndCascadeCombinationRefreshesExactlyItsSet) {
+  CreateHierarchy();
+  const std::vector<CascadeCase> cases = {
+      {"", false, false, {"public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.daily_agg$", false, false, {"public.daily_agg"}},
+      {"^public\\.daily_agg$", false, true, {"public.hourly_agg", "public.daily_agg"}},
+      {"^public\\.daily_agg$", true, false, {"public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.daily_agg$",
+       true,
+       true,
+       {"public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.hourly_agg$",
+       true,
+       false,
+       {"public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.monthly_agg$",
+       false,
+       true,
+       {"public.hourly_agg", "public.daily_agg", "public.monthly_agg"}},
+      {"^public\\.raw_data$", true, true, {}},
+  };
+  for (const CascadeCase& c : cases) {
+    std::vector<std::string> extra;
+    if (!c.filter.empty()) extra = {"--filter", c.filter};
+    if (c.up) extra.push_back("--cascade-up");
+    if (c.down) extra.push_back("--cascade-down");
+    SCOPED_TRACE(absl::StrJoin(extra, " "));
+    ProcessResult r = Refresh(extra);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(ReportedCaggs(r.out), c.expected) << r.out;
+    if (c.expected.empty()) {
+      EXPECT_EQ(r.out, "No continuous aggregates to refresh.\n");
+    }
+  }
+}
+
 // --- names that need quoting ------------------------------------------------------------------
 
 TEST_F(StageTest, NamesThatNeedQuotingWorkInFiltersStageAndCopy) {
