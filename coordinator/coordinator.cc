@@ -272,7 +272,7 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& 
   absl::StatusOr<std::unique_ptr<pg::Connection>> target =
       Open(request.databases().target(), "target");
   if (!target.ok()) return target.status();
-  return VerifyCopiedTasks(**source, **target);
+  return VerifyCopiedTasks(**source, **target, request.row_hash());
 }
 
 absl::StatusOr<v1::RefreshCaggsResponse> Coordinator::RefreshCaggs(

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -185,17 +187,30 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
 int RunVerify(ControlClient& client, const CtlOptions& options) {
   v1::VerifyRequest request;
   *request.mutable_databases() = options.databases;
+  request.set_row_hash(options.row_hash);
   absl::StatusOr<v1::VerifyResponse> response = client.Verify(request);
   if (!response.ok()) return Fail(response.status());
+  if (options.json) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print;
+    print.preserve_proto_field_names = true;
+    print.always_print_primitive_fields = true;
+    (void)google::protobuf::util::MessageToJsonString(*response, &json, print);
+    std::cout << json << std::endl;
+    return response->mismatches() > 0 ? kExitVerifyMismatch : kExitOk;
+  }
   for (const v1::ChunkVerification& c : response->chunks()) {
     if (c.matches()) continue;
+    std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk() << " -> "
+              << c.target_chunk();
     if (!c.error().empty()) {
-      std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk() << ": "
-                << c.error() << "\n";
-    } else {
-      std::cout << "MISMATCH " << c.hypertable() << " chunk " << c.source_chunk() << " -> "
-                << c.target_chunk() << ": row count source " << c.source_rows() << ", target "
-                << c.target_rows() << "\n";
+      std::cout << ": " << c.error() << "\n";
+      continue;
+    }
+    std::cout << " (" << c.method() << ")\n";
+    for (const v1::Difference& d : c.differences()) {
+      std::cout << "  " << d.what() << ": source " << d.source() << ", target " << d.target()
+                << "\n";
     }
   }
   std::cout << "Verified " << response->chunks_size() << " chunks: " << response->mismatches()

@@ -26,6 +26,8 @@ struct CtlOptions {
   bool cascade_up = false;
   bool cascade_down = false;
   int parallelism = 8;      // embedded mode only: local workers
+  bool row_hash = false;    // verify: also compare a hash of every row
+  bool json = false;        // verify: print the report as JSON
   std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded
 };
 

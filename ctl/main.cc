@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
   AddDatabases(verify, &options, true);
   verify->add_option("-p,--parallelism", options.parallelism, "accepted for compatibility")
       ->check(CLI::Range(1, 256));
+  verify->add_flag("--row-hash", options.row_hash,
+                   "also compare an order-independent hash of every row (catches a changed "
+                   "value that keeps count, min, max and sum)");
+  verify->add_flag("--json", options.json, "print the report as JSON");
 
   CLI::App* refresh = app.add_subcommand(
       "refresh-caggs",

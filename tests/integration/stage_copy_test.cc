@@ -181,7 +181,7 @@ TEST_F(StageCopyTest, VerifyPassesOnACorrectCopyAndCatchesAMissingRow) {
   EXPECT_TRUE(absl::StrContains(
       bad.out, absl::StrCat("MISMATCH public.metrics chunk _timescaledb_internal.", chunk)))
       << bad.out;
-  EXPECT_TRUE(absl::StrContains(bad.out, "row count source 1440, target 1439")) << bad.out;
+  EXPECT_TRUE(absl::StrContains(bad.out, "  rows: source 1440, target 1439\n")) << bad.out;
   EXPECT_TRUE(absl::StrContains(bad.out, "Verified 4 chunks: 1 differ.")) << bad.out;
 }
 
