@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <glog/logging.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <utility>
 
@@ -10,7 +11,6 @@
 #include "common/quote.h"
 #include "coordinator/cagg_refresher.h"
 #include "coordinator/stager.h"
-#include "coordinator/verifier.h"
 
 namespace backfill {
 
@@ -57,8 +57,9 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   if (job == nullptr || pool == nullptr) return response;
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
+  const bool verify = job->work == v1::LeaseTaskResponse::VERIFY;
   absl::StatusOr<pg::Result> row = (*conn)->Exec(
-      sql::kLeaseTask,
+      verify ? sql::kLeaseVerifyTask : sql::kLeaseTask,
       {request.worker_id(), absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
        absl::StrCat(options_.max_attempts)});
   if (!row.ok()) return row.status();
@@ -77,6 +78,8 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   task->set_cut(row->GetBool(0, 10));
   task->set_until_literal(row->Get(0, 11));
   response.set_kind(v1::LeaseTaskResponse::TASK);
+  response.set_work(job->work);
+  response.set_row_hash(job->row_hash);
   *response.mutable_databases() = job->databases;
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
   const std::string chunk = DisplayName(task->source_chunk_schema(), task->source_chunk_name());
@@ -85,8 +88,9 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     job->task_names[task->task_id()] = {
         chunk, DisplayName(task->hypertable_schema(), task->hypertable_name())};
   }
-  LOG(INFO) << "leased chunk " << chunk << " (task " << task->task_id() << ", epoch "
-            << task->lease_epoch() << ") to worker " << request.worker_id();
+  LOG(INFO) << (verify ? "leased verification of chunk " : "leased chunk ") << chunk << " (task "
+            << task->task_id() << ", epoch " << task->lease_epoch() << ") to worker "
+            << request.worker_id();
   return response;
 }
 
@@ -198,28 +202,13 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
     if (!reset.ok()) return reset.status();
   }
 
-  std::shared_ptr<Job> job;
-  {
-    absl::MutexLock lock(&mu_);
-    if (job_ != nullptr) {
-      if (job_->databases.target() != databases.target()) {
-        return absl::FailedPreconditionError(
-            "this coordinator is serving a copy into another target; wait for it to finish");
-      }
-      job = job_;
-    } else {
-      job = std::make_shared<Job>();
-      job->databases = databases;
-      job_ = job;
-      target_pool_ = pool;
-    }
-    ++job->followers;
-    pool = target_pool_;
-  }
-  auto leave = [this, &job]() {
-    absl::MutexLock lock(&mu_);
-    if (--job->followers == 0 && job_ == job) job_ = nullptr;
-  };
+  Job proto;
+  proto.work = v1::LeaseTaskResponse::COPY;
+  proto.databases = databases;
+  absl::StatusOr<std::shared_ptr<Job>> joined = JoinJob(proto, &pool);
+  if (!joined.ok()) return joined.status();
+  std::shared_ptr<Job> job = *std::move(joined);
+  auto leave = [this, &job]() { LeaveJob(job); };
 
   size_t events_sent = 0;
   for (;;) {
@@ -265,14 +254,106 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   }
 }
 
-absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& request) {
-  absl::StatusOr<std::unique_ptr<pg::Connection>> source =
-      Open(request.databases().source(), "source");
-  if (!source.ok()) return source.status();
-  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
-      Open(request.databases().target(), "target");
-  if (!target.ok()) return target.status();
-  return VerifyCopiedTasks(**source, **target, request.row_hash());
+absl::StatusOr<std::shared_ptr<Coordinator::Job>> Coordinator::JoinJob(
+    const Job& proto, std::shared_ptr<ConnectionPool>* pool) {
+  absl::MutexLock lock(&mu_);
+  if (job_ != nullptr) {
+    if (job_->databases.target() != proto.databases.target() || job_->work != proto.work ||
+        job_->row_hash != proto.row_hash) {
+      return absl::FailedPreconditionError(
+          "this coordinator is serving another copy or verify; wait for it to finish");
+    }
+  } else {
+    job_ = std::make_shared<Job>(proto);
+    target_pool_ = *pool;
+  }
+  ++job_->followers;
+  *pool = target_pool_;
+  return job_;
+}
+
+void Coordinator::LeaveJob(const std::shared_ptr<Job>& job) {
+  absl::MutexLock lock(&mu_);
+  if (--job->followers == 0 && job_ == job) job_ = nullptr;
+}
+
+absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& request,
+                                                       const std::function<bool()>& keep_going) {
+  const v1::Databases& databases = request.databases();
+  {
+    absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
+    if (!source.ok()) return source.status();
+    absl::StatusOr<Catalog> catalog = Catalog::Load(**source);
+    if (!catalog.ok()) return catalog.status();
+  }
+  auto pool =
+      std::make_shared<ConnectionPool>(databases.target(), options_.application_name, "target");
+  {
+    absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+    if (!conn.ok()) return conn.status();
+    absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
+    if (!exists.ok()) return exists.status();
+    if (!exists->GetBool(0, 0)) {
+      return absl::FailedPreconditionError(
+          "nothing to verify: the target has no __backfill schema\n"
+          "hint: run stage and copy first");
+    }
+    // Older task tables gain the verification columns.
+    if (absl::Status s = (*conn)->ExecScript(sql::kCreateSchema); !s.ok()) return s;
+    absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetVerify);
+    if (!reset.ok()) return reset.status();
+    if (reset->affected_rows() == 0) {
+      return absl::FailedPreconditionError(
+          "nothing to verify: no task has been copied yet\nhint: run copy first");
+    }
+  }
+  Job proto;
+  proto.work = v1::LeaseTaskResponse::VERIFY;
+  proto.row_hash = request.row_hash();
+  proto.databases = databases;
+  absl::StatusOr<std::shared_ptr<Job>> joined = JoinJob(proto, &pool);
+  if (!joined.ok()) return joined.status();
+  std::shared_ptr<Job> job = *std::move(joined);
+
+  for (;;) {
+    absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+    if (!conn.ok()) {
+      LeaveJob(job);
+      return conn.status();
+    }
+    absl::StatusOr<pg::Result> progress =
+        (*conn)->Exec(sql::kVerifyProgress, {absl::StrCat(options_.max_attempts)});
+    if (!progress.ok()) {
+      LeaveJob(job);
+      return progress.status();
+    }
+    if (progress->GetInt(0, 1) + progress->GetInt(0, 2) >= progress->GetInt(0, 0)) break;
+    if (!keep_going()) {
+      LeaveJob(job);
+      return absl::CancelledError("the client went away; no new verifications are leased");
+    }
+    absl::SleepFor(options_.progress_interval);
+  }
+  LeaveJob(job);
+
+  absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> reports = (*conn)->Exec(sql::kVerifyReports);
+  if (!reports.ok()) return reports.status();
+  v1::VerifyResponse response;
+  for (int i = 0; i < reports->rows(); ++i) {
+    v1::ChunkVerification* chunk = response.add_chunks();
+    const std::string json = reports->Get(i, 0);
+    if (json.empty() || !google::protobuf::util::JsonStringToMessage(json, chunk).ok()) {
+      chunk->set_hypertable(reports->Get(i, 2));
+      chunk->set_source_chunk(reports->Get(i, 3));
+      chunk->set_target_chunk(reports->Get(i, 4));
+      chunk->set_error(absl::StrCat("could not be verified: ", reports->Get(i, 1)));
+      chunk->set_matches(false);
+    }
+    if (!chunk->matches()) response.set_mismatches(response.mismatches() + 1);
+  }
+  return response;
 }
 
 absl::StatusOr<v1::RefreshCaggsResponse> Coordinator::RefreshCaggs(

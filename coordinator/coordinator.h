@@ -51,12 +51,18 @@ class Coordinator {
   // when `emit` returns false (the caller went away); workers then get no new leases.
   absl::Status Copy(const v1::CopyRequest& request,
                     const std::function<bool(const v1::CopyProgress&)>& emit);
-  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request);
+  // Opens a verify job: every copied task is verified again, leased to workers like copies;
+  // returns the report once all are done. `keep_going` returning false (the caller went
+  // away) stops it early with kCancelled.
+  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request,
+                                            const std::function<bool()>& keep_going);
   absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
   absl::StatusOr<v1::RefreshCaggsResponse> RefreshCaggs(const v1::RefreshCaggsRequest& request);
 
  private:
   struct Job {
+    v1::LeaseTaskResponse::Work work = v1::LeaseTaskResponse::COPY;
+    bool row_hash = false;
     v1::Databases databases;
     int followers = 0;  // Copy calls serving this job
     std::vector<v1::TaskEvent> events;
@@ -68,6 +74,11 @@ class Coordinator {
   // The pool for the target of the job in progress, or of the last one.
   std::shared_ptr<ConnectionPool> target_pool() const;
   absl::StatusOr<v1::CopyProgress> ReadProgress(ConnectionPool& pool);
+  // Opens the job `proto` describes, or joins it when the same one runs; refuses while
+  // another runs. Sets `*pool` to the job's target pool.
+  absl::StatusOr<std::shared_ptr<Job>> JoinJob(const Job& proto,
+                                               std::shared_ptr<ConnectionPool>* pool);
+  void LeaveJob(const std::shared_ptr<Job>& job);
 
   const CoordinatorOptions options_;
   std::atomic<int64_t> workers_registered_{0};

@@ -55,9 +55,10 @@ class ControlServiceImpl final : public v1::ControlService::Service {
       return !context->IsCancelled() && writer->Write(progress);
     }));
   }
-  grpc::Status Verify(grpc::ServerContext*, const v1::VerifyRequest* request,
+  grpc::Status Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
                       v1::VerifyResponse* response) override {
-    return Respond(coordinator_->Verify(*request), response);
+    return Respond(coordinator_->Verify(*request, [context] { return !context->IsCancelled(); }),
+                   response);
   }
   grpc::Status Clean(grpc::ServerContext*, const v1::CleanRequest* request,
                      v1::CleanResponse* response) override {

@@ -296,7 +296,10 @@ int RunCommand(const CtlOptions& options) {
     copy_client = nullptr;
     return code;
   }
-  if (options.command == "verify") return RunVerify(client, options);
+  if (options.command == "verify") {
+    if (embedded != nullptr) embedded->StartWorkers(options.parallelism);
+    return RunVerify(client, options);
+  }
   if (options.command == "clean") return RunClean(client, options);
   if (options.command == "refresh-caggs") return RunRefreshCaggs(client, options);
   std::cerr << "error: unknown command '" << options.command << "'" << std::endl;

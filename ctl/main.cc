@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
       "compare the copied chunks' rows in source and target; non-zero exit on any "
       "difference");
   AddDatabases(verify, &options, true);
-  verify->add_option("-p,--parallelism", options.parallelism, "accepted for compatibility")
+  verify
+      ->add_option("-p,--parallelism", options.parallelism,
+                   "local workers in embedded mode (each holds two connections)")
+      ->capture_default_str()
       ->check(CLI::Range(1, 256));
   verify->add_flag("--row-hash", options.row_hash,
                    "also compare an order-independent hash of every row (catches a changed "

@@ -11,6 +11,7 @@
 #include "common/catalog.h"
 #include "common/quote.h"
 #include "worker/chunk_copier.h"
+#include "worker/chunk_verifier.h"
 
 namespace backfill {
 
@@ -148,6 +149,40 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
     }
   });
 
+  absl::Time start = absl::Now();
+  if (lease.work() == v1::LeaseTaskResponse::VERIFY) {
+    VerifyTask(lease, chunk, &report);
+  } else {
+    CopyTask(lease, chunk, &report);
+  }
+  done.Notify();
+  heartbeat.join();
+  if (lease_lost && report.outcome() == v1::ReportTaskRequest::FAILED) {
+    report.set_outcome(v1::ReportTaskRequest::FENCED);
+  }
+  if (report.outcome() == v1::ReportTaskRequest::FAILED) {
+    LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << " failed: " << report.error();
+  } else if (report.outcome() == v1::ReportTaskRequest::FENCED) {
+    LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
+                 << " was re-granted; nothing committed";
+  } else {
+    LOG(INFO) << "worker " << worker_id_ << ": "
+              << (report.outcome() == v1::ReportTaskRequest::VERIFIED ? "verified" : "copied")
+              << " chunk " << chunk << " (" << report.rows() << " rows, " << report.bytes()
+              << " bytes) in " << absl::FormatDuration(absl::Now() - start);
+  }
+  absl::Status reported = client_->ReportTask(report);
+  if (!reported.ok()) {
+    // The commit (or rollback) already happened; the report only feeds progress.
+    LOG(WARNING) << "worker " << worker_id_ << ": cannot report " << chunk << ": "
+                 << reported.message();
+  }
+  if (report.outcome() == v1::ReportTaskRequest::FAILED) SleepUnlessStopped(options_.retry_delay);
+}
+
+void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
+                      v1::ReportTaskRequest* report) {
+  const v1::Task& task = lease.task();
   CopySpec spec;
   spec.task_id = task.task_id();
   spec.lease_epoch = task.lease_epoch();
@@ -160,50 +195,64 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   spec.cut = task.cut();
   spec.until_literal = task.until_literal();
   spec.skip_invalidation = skip_invalidation_;
-  absl::Time start = absl::Now();
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
-  done.Notify();
-  heartbeat.join();
-
   if (!outcome.ok()) {
-    if (lease_lost) {
-      report.set_outcome(v1::ReportTaskRequest::FENCED);
-    } else {
-      LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk
-                   << " failed: " << outcome.status().message();
-      report.set_outcome(v1::ReportTaskRequest::FAILED);
-      report.set_error(std::string(outcome.status().message()));
-      report.set_retryable(pg::IsRetryable(outcome.status()));
-    }
-  } else {
-    switch (outcome->kind) {
-      case CopyOutcome::Kind::kCopied:
-        LOG(INFO) << "worker " << worker_id_ << ": copied chunk " << chunk << " (" << outcome->rows
-                  << " rows, " << outcome->bytes << " bytes) in "
-                  << absl::FormatDuration(absl::Now() - start);
-        report.set_outcome(v1::ReportTaskRequest::COPIED);
-        break;
-      case CopyOutcome::Kind::kSourceMissing:
-        LOG(WARNING) << "worker " << worker_id_ << ": source chunk " << chunk
-                     << " no longer exists; skipped";
-        report.set_outcome(v1::ReportTaskRequest::SOURCE_MISSING);
-        break;
-      case CopyOutcome::Kind::kFenced:
-        LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
-                     << " was re-granted; nothing committed";
-        report.set_outcome(v1::ReportTaskRequest::FENCED);
-        break;
-    }
-    report.set_rows(outcome->rows);
-    report.set_bytes(outcome->bytes);
+    report->set_outcome(v1::ReportTaskRequest::FAILED);
+    report->set_error(std::string(outcome.status().message()));
+    report->set_retryable(pg::IsRetryable(outcome.status()));
+    return;
   }
-  absl::Status reported = client_->ReportTask(report);
-  if (!reported.ok()) {
-    // The commit (or rollback) already happened; the report only feeds progress.
-    LOG(WARNING) << "worker " << worker_id_ << ": cannot report " << chunk << ": "
-                 << reported.message();
+  switch (outcome->kind) {
+    case CopyOutcome::Kind::kCopied:
+      report->set_outcome(v1::ReportTaskRequest::COPIED);
+      break;
+    case CopyOutcome::Kind::kSourceMissing:
+      LOG(WARNING) << "worker " << worker_id_ << ": source chunk " << chunk
+                   << " no longer exists; skipped";
+      report->set_outcome(v1::ReportTaskRequest::SOURCE_MISSING);
+      break;
+    case CopyOutcome::Kind::kFenced:
+      report->set_outcome(v1::ReportTaskRequest::FENCED);
+      break;
   }
-  if (report.outcome() == v1::ReportTaskRequest::FAILED) SleepUnlessStopped(options_.retry_delay);
+  report->set_rows(outcome->rows);
+  report->set_bytes(outcome->bytes);
+}
+
+void Worker::VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
+                        v1::ReportTaskRequest* report) {
+  const v1::Task& task = lease.task();
+  VerifySpec spec;
+  spec.task_id = task.task_id();
+  spec.lease_epoch = task.lease_epoch();
+  spec.hypertable_schema = task.hypertable_schema();
+  spec.hypertable_name = task.hypertable_name();
+  spec.source_chunk_schema = task.source_chunk_schema();
+  spec.source_chunk_name = task.source_chunk_name();
+  spec.target_chunk_schema = task.target_chunk_schema();
+  spec.target_chunk_name = task.target_chunk_name();
+  spec.time_column = task.time_column();
+  spec.time_type = task.time_type();
+  spec.cut = task.cut();
+  spec.until_literal = task.until_literal();
+  spec.row_hash = lease.row_hash();
+  absl::StatusOr<VerifyOutcome> outcome = VerifyChunk(*source_, *target_, spec);
+  if (!outcome.ok()) {
+    report->set_outcome(v1::ReportTaskRequest::FAILED);
+    report->set_error(std::string(outcome.status().message()));
+    report->set_retryable(pg::IsRetryable(outcome.status()));
+    return;
+  }
+  if (outcome->fenced) {
+    report->set_outcome(v1::ReportTaskRequest::FENCED);
+    return;
+  }
+  report->set_outcome(v1::ReportTaskRequest::VERIFIED);
+  report->set_matches(outcome->report.matches());
+  report->set_rows(outcome->report.source_rows());
+  if (!outcome->report.matches()) {
+    LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << " differs";
+  }
 }
 
 }  // namespace backfill

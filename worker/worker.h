@@ -40,6 +40,11 @@ class Worker {
   // Sleeps up to `d`; false when Stop() was called meanwhile.
   bool SleepUnlessStopped(absl::Duration d);
   void RunTask(const v1::LeaseTaskResponse& lease);
+  // The work itself, on the worker's connections; the outcome goes into `report`.
+  void CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
+                v1::ReportTaskRequest* report);
+  void VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
+                  v1::ReportTaskRequest* report);
   absl::Status EnsureConnections(const v1::Databases& databases);
 
   const WorkerOptions options_;

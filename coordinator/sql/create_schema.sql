@@ -28,3 +28,8 @@ CREATE TABLE IF NOT EXISTS __backfill.task (
   UNIQUE (chunk_schema, chunk_name)
 );
 CREATE INDEX IF NOT EXISTS task_pending_idx ON __backfill.task (task_id) WHERE worked IS NULL;
+-- Verification, leased to workers like copies (added after the first release of the table).
+ALTER TABLE __backfill.task
+  ADD COLUMN IF NOT EXISTS verified tstzrange,      -- NULL until this task's verify ran
+  ADD COLUMN IF NOT EXISTS verify_matches boolean,
+  ADD COLUMN IF NOT EXISTS verify_report jsonb;     -- the ChunkVerification, as JSON

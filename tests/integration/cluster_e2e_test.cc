@@ -83,6 +83,11 @@ TEST_F(ClusterTest, CoordinatorAndTwoWorkerProcessesCopyEveryRowBelowUntilExactl
           {}, "backfillctl");
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   EXPECT_TRUE(absl::StrContains(verified.out, "Verified 15 chunks: 0 differ.")) << verified.out;
+  // Verification too was leased to the worker processes, chunk by chunk.
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE verified IS NOT NULL AND "
+                        "verify_matches AND (lease_holder LIKE 'w1#%' OR lease_holder LIKE "
+                        "'w2#%')"),
+            "15");
   ProcessResult cleaned =
       Ctl({"clean", "--coordinator", address, "--target", TargetDsn()}, {}, "backfillctl");
   EXPECT_EQ(cleaned.exit_code, 0) << cleaned.err;

@@ -7,6 +7,9 @@ SET worked = tstzrange(now(), clock_timestamp(), '[)'),
     bytes_copied = $4::bigint,
     copy_message = $5::text,
     lease_expires_at = NULL,
-    last_error = NULL
+    last_error = NULL,
+    verified = NULL,
+    verify_matches = NULL,
+    verify_report = NULL
 WHERE task_id = $1::bigint AND lease_epoch = $2::bigint AND worked IS NULL
 RETURNING task_id

@@ -1,7 +1,9 @@
-#include "coordinator/verifier.h"
+#include "worker/chunk_verifier.h"
 
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -9,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "backfill_coordinator_sql.h"
+#include "backfill_worker_sql.h"
 #include "common/catalog.h"
 #include "common/quote.h"
 #include "common/task_range.h"
@@ -25,13 +27,6 @@ struct Aggregate {
   std::string what;  // shown in reports: "sum(value)"
   std::string sql;   // the select-list expression, rendered as text
   bool is_float_sum = false;
-};
-
-struct Task {
-  std::string hypertable, source_chunk, target_chunk;  // display names
-  std::string source_schema, source_name, target_schema, target_name;
-  bool cut = false;
-  std::string time_column, time_type, until_literal;
 };
 
 absl::StatusOr<std::vector<Aggregate>> AggregatesFor(pg::Connection& source,
@@ -129,15 +124,15 @@ absl::StatusOr<std::string> BatchDigest(pg::Connection& conn, const std::string&
   return row->Get(0, 0);
 }
 
-absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const Task& task,
-                        bool row_hash, v1::ChunkVerification* chunk) {
-  const std::string source_chunk = QuoteQualified(task.source_schema, task.source_name);
-  const std::string target_chunk = QuoteQualified(task.target_schema, task.target_name);
+absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const VerifySpec& task,
+                        v1::ChunkVerification* chunk) {
+  const std::string source_chunk = QuoteQualified(task.source_chunk_schema, task.source_chunk_name);
+  const std::string target_chunk = QuoteQualified(task.target_chunk_schema, task.target_chunk_name);
   absl::StatusOr<ChunkState> source_state =
-      ReadChunkState(source, task.source_schema, task.source_name);
+      ReadChunkState(source, task.source_chunk_schema, task.source_chunk_name);
   if (!source_state.ok()) return source_state.status();
   absl::StatusOr<ChunkState> target_state =
-      ReadChunkState(target, task.target_schema, task.target_name);
+      ReadChunkState(target, task.target_chunk_schema, task.target_chunk_name);
   if (!target_state.ok()) return target_state.status();
   if (!source_state->exists) {
     chunk->set_error("the source chunk no longer exists");
@@ -147,7 +142,8 @@ absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const Ta
     chunk->set_error("the target chunk no longer exists");
     return absl::OkStatus();
   }
-  absl::StatusOr<std::vector<Aggregate>> aggregates = AggregatesFor(source, source_chunk, row_hash);
+  absl::StatusOr<std::vector<Aggregate>> aggregates =
+      AggregatesFor(source, source_chunk, task.row_hash);
   if (!aggregates.ok()) return aggregates.status();
 
   if (source_state->compressed() && target_state->compressed() && !task.cut) {
@@ -191,44 +187,38 @@ absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const Ta
                            chunk);
 }
 
+void Rollback(pg::Connection& conn) { (void)conn.ExecScript("ROLLBACK"); }
+
 }  // namespace
 
-absl::StatusOr<v1::VerifyResponse> VerifyCopiedTasks(pg::Connection& source, pg::Connection& target,
-                                                     bool row_hash) {
-  absl::StatusOr<pg::Result> exists = target.Exec(sql::kSchemaExists);
-  if (!exists.ok()) return exists.status();
-  if (!exists->GetBool(0, 0)) {
-    return absl::FailedPreconditionError(
-        "nothing to verify: the target has no __backfill schema\n"
-        "hint: run stage and copy first");
+absl::StatusOr<VerifyOutcome> VerifyChunk(pg::Connection& source, pg::Connection& target,
+                                          const VerifySpec& spec) {
+  VerifyOutcome outcome;
+  v1::ChunkVerification& chunk = outcome.report;
+  chunk.set_hypertable(DisplayName(spec.hypertable_schema, spec.hypertable_name));
+  chunk.set_source_chunk(DisplayName(spec.source_chunk_schema, spec.source_chunk_name));
+  chunk.set_target_chunk(DisplayName(spec.target_chunk_schema, spec.target_chunk_name));
+  if (absl::Status s = source.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      !s.ok()) {
+    return s;
   }
-  absl::StatusOr<pg::Result> tasks = target.Exec(sql::kWorkedTasks);
-  if (!tasks.ok()) return tasks.status();
-  if (tasks->rows() == 0) {
-    return absl::FailedPreconditionError(
-        "nothing to verify: no task has been copied yet\nhint: run copy first");
+  absl::Status verified = VerifyTask(source, target, spec, &chunk);
+  Rollback(source);
+  if (!verified.ok()) return verified;
+  chunk.set_matches(chunk.error().empty() && chunk.differences_size() == 0);
+
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(chunk, &json, print).ok()) {
+    return absl::InternalError("cannot encode the verification report");
   }
-  v1::VerifyResponse response;
-  for (int i = 0; i < tasks->rows(); ++i) {
-    Task task;
-    task.hypertable = DisplayName(tasks->Get(i, 1), tasks->Get(i, 2));
-    task.source_schema = tasks->Get(i, 3);
-    task.source_name = tasks->Get(i, 4);
-    task.target_schema = tasks->Get(i, 5);
-    task.target_name = tasks->Get(i, 6);
-    task.time_column = tasks->Get(i, 7);
-    task.time_type = tasks->Get(i, 8);
-    task.cut = tasks->GetBool(i, 9);
-    task.until_literal = tasks->Get(i, 10);
-    v1::ChunkVerification* chunk = response.add_chunks();
-    chunk->set_hypertable(task.hypertable);
-    chunk->set_source_chunk(DisplayName(task.source_schema, task.source_name));
-    chunk->set_target_chunk(DisplayName(task.target_schema, task.target_name));
-    if (absl::Status s = VerifyTask(source, target, task, row_hash, chunk); !s.ok()) return s;
-    chunk->set_matches(chunk->error().empty() && chunk->differences_size() == 0);
-    if (!chunk->matches()) response.set_mismatches(response.mismatches() + 1);
-  }
-  return response;
+  absl::StatusOr<pg::Result> completed =
+      target.Exec(sql::kCompleteVerify, {absl::StrCat(spec.task_id), absl::StrCat(spec.lease_epoch),
+                                         chunk.matches() ? "true" : "false", json});
+  if (!completed.ok()) return completed.status();
+  outcome.fenced = completed->rows() == 0;
+  return outcome;
 }
 
 }  // namespace backfill
