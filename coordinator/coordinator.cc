@@ -57,6 +57,17 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   if (job == nullptr || pool == nullptr) return response;
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
+  // Best effort: without the right to end sessions, an expired holder's transaction ends
+  // when its connection does.
+  absl::StatusOr<pg::Result> ended = (*conn)->Exec(sql::kEndExpiredSessions);
+  if (!ended.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "cannot end the sessions of expired leases: "
+                              << ended.status().message();
+  } else {
+    for (int i = 0; i < ended->rows(); ++i) {
+      LOG(WARNING) << "ended the target session of the expired lease on task " << ended->Get(i, 0);
+    }
+  }
   const bool verify = job->work == v1::LeaseTaskResponse::VERIFY;
   absl::StatusOr<pg::Result> row = (*conn)->Exec(
       verify ? sql::kLeaseVerifyTask : sql::kLeaseTask,
@@ -104,7 +115,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   absl::StatusOr<pg::Result> row = (*conn)->Exec(
       sql::kExtendLease,
       {absl::StrCat(request.task_id()), absl::StrCat(request.lease_epoch()), request.worker_id(),
-       absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout))});
+       absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
+       request.target_backend_pid() > 0 ? pg::Param(absl::StrCat(request.target_backend_pid()))
+                                        : pg::Param()});
   if (!row.ok()) return row.status();
   v1::HeartbeatResponse response;
   response.set_lease_valid(row->rows() == 1);

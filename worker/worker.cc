@@ -132,12 +132,17 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   // progress; the fence would refuse the commit anyway, this only stops wasted work sooner.
   absl::Notification done;
   std::atomic<bool> lease_lost{false};
+  const int backend_pid = target_->backend_pid();
   std::thread heartbeat([&] {
-    while (!done.WaitForNotificationWithTimeout(heartbeat_interval_)) {
+    // The first beat goes at once: it tells the coordinator which target session holds the
+    // lease.
+    for (bool first = true; first || !done.WaitForNotificationWithTimeout(heartbeat_interval_);
+         first = false) {
       v1::HeartbeatRequest request;
       request.set_worker_id(worker_id_);
       request.set_task_id(task.task_id());
       request.set_lease_epoch(task.lease_epoch());
+      request.set_target_backend_pid(backend_pid);
       absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
       if (response.ok() && !response->lease_valid()) {
         LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk

@@ -33,3 +33,10 @@ ALTER TABLE __backfill.task
   ADD COLUMN IF NOT EXISTS verified tstzrange,      -- NULL until this task's verify ran
   ADD COLUMN IF NOT EXISTS verify_matches boolean,
   ADD COLUMN IF NOT EXISTS verify_report jsonb;     -- the ChunkVerification, as JSON
+-- The target session of the lease holder, so that an expired holder's transaction can be
+-- ended before its task is granted again (a stopped worker's locks would block the next).
+ALTER TABLE __backfill.task
+  ADD COLUMN IF NOT EXISTS lease_backend_pid integer,
+  ADD COLUMN IF NOT EXISTS lease_backend_start timestamptz;
+CREATE INDEX IF NOT EXISTS task_lease_backend_idx ON __backfill.task (lease_expires_at)
+  WHERE lease_backend_pid IS NOT NULL;

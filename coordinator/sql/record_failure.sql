@@ -5,6 +5,7 @@
 UPDATE __backfill.task
 SET lease_holder = NULL,
     lease_expires_at = NULL,
+    lease_backend_pid = NULL,
     last_error = $3::text,
     attempts = CASE WHEN $4::bool THEN attempts + 1 ELSE greatest(attempts + 1, $5::int) END
 WHERE task_id = $1::bigint AND lease_epoch = $2::bigint

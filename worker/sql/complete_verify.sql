@@ -5,6 +5,7 @@ SET verified = tstzrange(now(), clock_timestamp(), '[)'),
     verify_matches = $3::bool,
     verify_report = $4::text::jsonb,
     lease_expires_at = NULL,
+    lease_backend_pid = NULL,
     last_error = NULL
 WHERE task_id = $1::bigint AND lease_epoch = $2::bigint AND worked IS NOT NULL
   AND verified IS NULL

@@ -1,0 +1,11 @@
+-- no parameters
+-- Ends the target sessions of lease holders whose leases expired, so that a stopped worker's
+-- open transaction (and the row locks it holds in the target chunk) is rolled back before
+-- its task is granted again. The session is matched by pid and start time, so a reused pid
+-- is never hit. Returns one row per session ended.
+SELECT t.task_id, pg_catalog.pg_terminate_backend(a.pid)
+FROM __backfill.task t
+JOIN pg_catalog.pg_stat_activity a
+  ON a.pid = t.lease_backend_pid AND a.backend_start = t.lease_backend_start
+WHERE t.lease_backend_pid IS NOT NULL
+  AND t.lease_expires_at < clock_timestamp()

@@ -1,0 +1,181 @@
+// Faults: workers killed with SIGKILL at random points, a stopped worker whose lease is
+// granted again, and the target database restarted mid-copy. After each, the target must hold
+// every source row below --until exactly once.
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/fixture.h"
+
+namespace backfill::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr char kBelow[] = "SELECT * FROM public.f WHERE time < '2024-01-20 00:00+00'";
+
+class FaultTest : public BackfillTest {
+ protected:
+  void SetUp() override {
+    BackfillTest::SetUp();
+    if (IsSkipped()) return;
+    address_ = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  }
+  void TearDown() override {
+    workers_.clear();
+    coordinator_.reset();
+  }
+
+  // public.f: `chunks` daily chunks of one row per device per `step`.
+  void CreateData(int days, const std::string& step, int devices) {
+    const std::string ddl =
+        "CREATE TABLE public.f (time timestamptz NOT NULL, device int NOT NULL, v float8);"
+        "SELECT create_hypertable('public.f', 'time', chunk_time_interval => interval '1 day');";
+    ExecSource(ddl);
+    ExecTarget(ddl);
+    ExecSource(
+        absl::StrCat("INSERT INTO public.f SELECT t, d, random() FROM generate_series(timestamptz "
+                     "'2024-01-01 00:00+00', timestamptz '2024-01-01 00:00+00' + interval '",
+                     days, " days' - interval '1 second', interval '", step,
+                     "') t, generate_series(1, ", devices, ") d"));
+  }
+  void StartCoordinator() {
+    coordinator_ = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("backfill-coordinator"), "--listen", address_,
+                                 "--lease-timeout-ms", "2000", "--heartbeat-ms", "300"},
+        absl::StrCat(source_->dir(), "/coordinator-", db_, ".log"));
+    ASSERT_TRUE(WaitFor([&] {
+      return absl::StrContains(ReadFile(coordinator_->log_path()), "listening on port");
+    })) << ReadFile(coordinator_->log_path());
+  }
+  BackgroundProcess* StartWorker(const std::string& name) {
+    workers_.push_back(std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("backfill-worker"), "--coordinator", address_, "--name",
+                                 name},
+        absl::StrCat(source_->dir(), "/", name, "-", db_, ".log")));
+    return workers_.back().get();
+  }
+  std::unique_ptr<BackgroundProcess> StartCopy() {
+    return std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("backfillctl"), "copy", "--coordinator", address_,
+                                 "--source", SourceDsn(), "--target", TargetDsn()},
+        absl::StrCat(source_->dir(), "/copy-", db_, ".log"));
+  }
+  void Stage(const std::string& until) {
+    ProcessResult r =
+        Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", until});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  template <typename Predicate>
+  static bool WaitFor(Predicate done, int seconds = 60) {
+    for (int i = 0; i < seconds * 20; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return false;
+  }
+  int64_t TasksWorked() {
+    int64_t n = 0;
+    (void)absl::SimpleAtoi(TargetValue("SELECT count(worked) FROM __backfill.task"), &n);
+    return n;
+  }
+
+  std::string address_;
+  std::unique_ptr<BackgroundProcess> coordinator_;
+  std::vector<std::unique_ptr<BackgroundProcess>> workers_;
+};
+
+TEST_F(FaultTest, WorkersKilledAtRandomPointsNeverLoseOrDuplicateARow) {
+  CreateData(20, "20 seconds", 12);  // 20 chunks of 51840 rows
+  StartCoordinator();
+  const unsigned seed = std::random_device{}();
+  std::cerr << "[ INFO     ] random seed " << seed << std::endl;
+  std::mt19937 random(seed);
+  for (int round = 1; round <= 3; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round, ", seed ", seed));
+    ASSERT_EQ(Ctl({"clean", "--target", TargetDsn()}).exit_code, 0);
+    ExecTarget("TRUNCATE public.f");
+    Stage("2024-01-20T00:00:00");
+    workers_.clear();
+    StartWorker(absl::StrCat("r", round, "a"));
+    StartWorker(absl::StrCat("r", round, "b"));
+    std::unique_ptr<BackgroundProcess> copy = StartCopy();
+    for (int kill = 0; kill < 4; ++kill) {
+      std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<>(100, 900)(random)));
+      size_t victim = std::uniform_int_distribution<size_t>(0, workers_.size() - 1)(random);
+      if (workers_[victim]->IsRunning()) workers_[victim]->Kill();
+      StartWorker(absl::StrCat("r", round, "-", kill));
+    }
+    std::optional<int> code = copy->WaitFor(180000);
+    ASSERT_TRUE(code.has_value()) << ReadFile(copy->log_path());
+    ASSERT_EQ(*code, 0) << ReadFile(copy->log_path());
+    EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+    EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "0");
+    std::cerr << "[ INFO     ] round " << round << ": tasks granted more than once: "
+              << TargetValue("SELECT count(*) FROM __backfill.task WHERE lease_epoch > 1")
+              << std::endl;
+  }
+}
+
+TEST_F(FaultTest, AStoppedWorkerWhoseLeaseWasGrantedAgainNeverCommits) {
+  CreateData(1, "10 seconds", 20);
+  // A unique index: the stopped worker's deleted and inserted rows would block the next
+  // holder forever if its transaction were left open.
+  ExecTarget("CREATE UNIQUE INDEX ON public.f (time, device)");
+  // Stale copies of some rows already in the target, which the copy deletes first.
+  ExecTarget(
+      "INSERT INTO public.f SELECT t, d, 0 FROM generate_series(timestamptz "
+      "'2024-01-01 00:00+00', '2024-01-01 00:10+00', interval '10 seconds') t, "
+      "generate_series(1, 20) d");
+  Stage("2024-01-02");
+  StartCoordinator();
+  const std::string chunk = TargetValue(
+      "SELECT format('%I.%I', target_chunk_schema, target_chunk_name) FROM __backfill.task");
+  // Hold the first worker inside its copy transaction: its DELETE waits for this lock.
+  std::thread lock_holder([&] {
+    (void)target_->Exec(db_, absl::StrCat("BEGIN; LOCK TABLE ", chunk,
+                                          " IN SHARE MODE; SELECT pg_sleep(4); COMMIT"));
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  BackgroundProcess* zombie = StartWorker("zombie");
+  std::unique_ptr<BackgroundProcess> copy = StartCopy();
+  ASSERT_TRUE(WaitFor([&] {
+    return TargetValue(
+               "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+               "'backfill-worker' AND query LIKE 'DELETE FROM%' AND wait_event_type = "
+               "'Lock'") == "1";
+  })) << ReadFile(zombie->log_path());
+  ASSERT_TRUE(zombie->Signal(SIGSTOP));
+  lock_holder.join();  // the lock is gone; the zombie's DELETE went through, uncommitted
+  StartWorker("rescuer");
+  std::optional<int> code = copy->WaitFor(90000);
+  ASSERT_TRUE(zombie->Signal(SIGCONT));
+  ASSERT_TRUE(code.has_value()) << ReadFile(copy->log_path()) << ReadFile(coordinator_->log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(copy->log_path());
+  EXPECT_TRUE(absl::StrContains(ReadFile(coordinator_->log_path()),
+                                "ended the target session of the expired lease"))
+      << ReadFile(coordinator_->log_path());
+  EXPECT_EQ(
+      TargetValue("SELECT lease_epoch || ' ' || lease_holder FROM __backfill.task").substr(0, 10),
+      "2 rescuer#");
+  const std::string all = "SELECT * FROM public.f";
+  EXPECT_EQ(TargetDigest(all), SourceDigest(all));
+  // The zombie, woken, finds its session gone and commits nothing.
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(zombie->log_path()), "failed") ||
+           absl::StrContains(ReadFile(zombie->log_path()), "re-granted");
+  })) << ReadFile(zombie->log_path());
+  EXPECT_EQ(TargetDigest(all), SourceDigest(all));
+}
+
+}  // namespace
+}  // namespace backfill::testing
