@@ -243,11 +243,29 @@ absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_
       break;
     }
   }
+  if (!relay_error.ok()) {
+    // The target side failed with the source still streaming: stop the source's COPY and
+    // drain it, or the source connection would stay in COPY OUT (where PQgetResult never
+    // returns NULL).
+    source.Cancel();
+    for (;;) {
+      char* buffer = nullptr;
+      int n = PQgetCopyData(source.conn_, &buffer, /*async=*/0);
+      if (buffer != nullptr) PQfreemem(buffer);
+      if (n < 0) break;
+    }
+  }
   // Collect the source's final result (its error, if the COPY OUT failed mid-stream).
   absl::Status source_error;
   while (pg_result* raw = PQgetResult(source.conn_)) {
     Result result(raw);
-    if (PQresultStatus(raw) != PGRES_COMMAND_OK && source_error.ok()) {
+    const ExecStatusType status = PQresultStatus(raw);
+    if (status == PGRES_COPY_OUT || status == PGRES_COPY_IN) {
+      // Cannot happen after the drain above; never spin on it.
+      source_error = source.ErrorFromConnection("COPY did not end");
+      break;
+    }
+    if (status != PGRES_COMMAND_OK && source_error.ok() && relay_error.ok()) {
       source_error = source.ErrorFromResult(raw);
     }
   }

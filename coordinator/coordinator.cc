@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -224,12 +225,23 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   auto leave = [this, &job]() { LeaveJob(job); };
 
   size_t events_sent = 0;
+  absl::Time unreachable_since = absl::InfiniteFuture();
   for (;;) {
     absl::StatusOr<v1::CopyProgress> progress = ReadProgress(*pool);
     if (!progress.ok()) {
-      leave();
-      return progress.status();
+      // A restarting target: keep serving (workers retry their chunks) for a while.
+      const absl::Time now = absl::Now();
+      unreachable_since = std::min(unreachable_since, now);
+      if (!pg::IsRetryable(progress.status()) ||
+          now - unreachable_since > options_.target_outage_tolerance) {
+        leave();
+        return progress.status();
+      }
+      LOG(WARNING) << "cannot read copy progress, retrying: " << progress.status().message();
+      absl::SleepFor(absl::Seconds(1));
+      continue;
     }
+    unreachable_since = absl::InfiniteFuture();
     {
       absl::MutexLock lock(&mu_);
       for (; events_sent < job->events.size(); ++events_sent) {
@@ -328,18 +340,26 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& 
   if (!joined.ok()) return joined.status();
   std::shared_ptr<Job> job = *std::move(joined);
 
+  absl::Time unreachable_since = absl::InfiniteFuture();
   for (;;) {
-    absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
-    if (!conn.ok()) {
-      LeaveJob(job);
-      return conn.status();
-    }
-    absl::StatusOr<pg::Result> progress =
-        (*conn)->Exec(sql::kVerifyProgress, {absl::StrCat(options_.max_attempts)});
+    absl::StatusOr<pg::Result> progress = [&]() -> absl::StatusOr<pg::Result> {
+      absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+      if (!conn.ok()) return conn.status();
+      return (*conn)->Exec(sql::kVerifyProgress, {absl::StrCat(options_.max_attempts)});
+    }();
     if (!progress.ok()) {
-      LeaveJob(job);
-      return progress.status();
+      const absl::Time now = absl::Now();
+      unreachable_since = std::min(unreachable_since, now);
+      if (!pg::IsRetryable(progress.status()) ||
+          now - unreachable_since > options_.target_outage_tolerance) {
+        LeaveJob(job);
+        return progress.status();
+      }
+      LOG(WARNING) << "cannot read verify progress, retrying: " << progress.status().message();
+      absl::SleepFor(absl::Seconds(1));
+      continue;
     }
+    unreachable_since = absl::InfiniteFuture();
     if (progress->GetInt(0, 1) + progress->GetInt(0, 2) >= progress->GetInt(0, 0)) break;
     if (!keep_going()) {
       LeaveJob(job);

@@ -29,8 +29,12 @@ struct CoordinatorOptions {
   // How long a worker with nothing to do waits before asking again.
   absl::Duration idle_retry = absl::Milliseconds(200);
   absl::Duration progress_interval = absl::Milliseconds(250);
-  // A task that failed this many times is left for the next copy.
-  int max_attempts = 3;
+  // A task that failed this many times is left for the next copy. Retryable failures are
+  // retried with a growing delay (0.5 s doubling up to 30 s): 10 attempts ride out about two
+  // minutes of a database being unreachable.
+  int max_attempts = 10;
+  // How long Copy and Verify keep waiting for the target while it is unreachable.
+  absl::Duration target_outage_tolerance = absl::Minutes(2);
   std::string application_name = "backfill-coordinator";
 };
 

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7433";
   int64_t lease_timeout_ms = 30000;
   int64_t heartbeat_ms = 5000;
-  int max_attempts = 3;
+  int max_attempts = 10;
   int verbosity = 0;
   app.add_option("--listen", listen, "address to serve on, HOST:PORT (loopback by default)")
       ->capture_default_str();

@@ -1,10 +1,16 @@
 -- $1 task id (bigint), $2 lease epoch (bigint), $3 error (text), $4 retryable (bool),
 -- $5 max attempts (int)
--- Frees the lease and records the error; a failure retrying cannot fix uses up the attempts
--- at once, so the task waits for the next copy.
+-- Frees the lease and records the error. A failure retrying may fix (a lost connection, a
+-- restarting database) holds the task back for a growing delay (0.5 s doubling, at most
+-- 30 s) before it can be granted again; one it cannot fix (permission denied, a schema
+-- mismatch) uses up the attempts at once, so the task waits for the next copy.
 UPDATE __backfill.task
 SET lease_holder = NULL,
-    lease_expires_at = NULL,
+    lease_expires_at = CASE
+      WHEN $4::bool THEN clock_timestamp()
+                         + least(30000, 500 * power(2, least(attempts, 16)))::bigint
+                           * interval '1 millisecond'
+    END,
     lease_backend_pid = NULL,
     last_error = $3::text,
     attempts = CASE WHEN $4::bool THEN attempts + 1 ELSE greatest(attempts + 1, $5::int) END

@@ -177,5 +177,47 @@ TEST_F(FaultTest, AStoppedWorkerWhoseLeaseWasGrantedAgainNeverCommits) {
   EXPECT_EQ(TargetDigest(all), SourceDigest(all));
 }
 
+TEST_F(FaultTest, TheTargetRestartingMidCopyRollsBackAndRetriesItsChunks) {
+  CreateData(20, "20 seconds", 12);
+  Stage("2024-01-20T00:00:00");
+  StartCoordinator();
+  StartWorker("t1");
+  StartWorker("t2");
+  std::unique_ptr<BackgroundProcess> copy = StartCopy();
+  ASSERT_TRUE(WaitFor([&] { return TasksWorked() >= 2; }));
+  ASSERT_TRUE(target_->Restart().ok());
+  std::optional<int> code = copy->WaitFor(240000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(copy->log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(copy->log_path()) << ReadFile(coordinator_->log_path());
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  std::cerr << "[ INFO     ] tasks that failed at least once and were retried: "
+            << TargetValue("SELECT count(*) FROM __backfill.task WHERE attempts > 0") << std::endl;
+}
+
+TEST_F(FaultTest, ALostTargetSessionMidCopyIsRetriedWhileTheSourceIsStillStreaming) {
+  // One chunk big enough that its COPY is caught in flight.
+  CreateData(1, "1 second", 20);
+  Stage("2024-01-02");
+  StartCoordinator();
+  BackgroundProcess* worker = StartWorker("w");
+  std::unique_ptr<BackgroundProcess> copy = StartCopy();
+  std::string terminated;
+  ASSERT_TRUE(WaitFor([&] {
+    terminated = TargetValue(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'backfill-worker' AND query LIKE 'COPY %FROM STDIN%' "
+        "AND state = 'active'");
+    return terminated == "1";
+  })) << ReadFile(worker->log_path());
+  std::optional<int> code = copy->WaitFor(120000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(worker->log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(copy->log_path());
+  EXPECT_TRUE(absl::StrContains(ReadFile(worker->log_path()), "failed"))
+      << ReadFile(worker->log_path());
+  const std::string all = "SELECT * FROM public.f";
+  EXPECT_EQ(TargetDigest(all), SourceDigest(all));
+  EXPECT_EQ(TargetValue("SELECT attempts FROM __backfill.task"), "1");
+}
+
 }  // namespace
 }  // namespace backfill::testing
