@@ -125,7 +125,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   absl::Time start = absl::Now();
   v1::CopyProgress last;
   int64_t shown = -1;  // finished chunks printed so far, counting those done before this run
-  absl::Status status = client.Copy(request, [&](const v1::CopyProgress& progress) {
+  auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
       std::cout << "Copying " << progress.tasks_total() - progress.tasks_done()
                 << " pending chunks of " << progress.tasks_total() << " staged" << std::endl;
@@ -153,7 +153,27 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       }
     }
     last = progress;
-  });
+  };
+  // A running coordinator may restart (its state is in the target): reconnect and carry on.
+  absl::Status status;
+  absl::Time lost_since = absl::InfiniteFuture();
+  for (;;) {
+    status = client.Copy(request, [&](const v1::CopyProgress& progress) {
+      lost_since = absl::InfiniteFuture();
+      on_progress(progress);
+    });
+    if (status.ok() || embedded != nullptr || !absl::IsUnavailable(status) || last.finished()) {
+      break;
+    }
+    const absl::Time now = absl::Now();
+    if (lost_since == absl::InfiniteFuture()) {
+      lost_since = now;
+      std::cerr << "lost the coordinator (" << status.message() << "); reconnecting for up to "
+                << absl::FormatDuration(options.reconnect_timeout) << std::endl;
+    }
+    if (now - lost_since > options.reconnect_timeout) break;
+    absl::SleepFor(absl::Seconds(1));
+  }
   if (embedded != nullptr) {
     embedded->StopWorkers();
     embedded->Join();

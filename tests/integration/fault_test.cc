@@ -177,6 +177,26 @@ TEST_F(FaultTest, AStoppedWorkerWhoseLeaseWasGrantedAgainNeverCommits) {
   EXPECT_EQ(TargetDigest(all), SourceDigest(all));
 }
 
+TEST_F(FaultTest, TheCoordinatorKilledAndRestartedMidCopyLosesNothing) {
+  CreateData(20, "20 seconds", 12);
+  Stage("2024-01-20T00:00:00");
+  StartCoordinator();
+  StartWorker("c1");
+  StartWorker("c2");
+  std::unique_ptr<BackgroundProcess> copy = StartCopy();
+  ASSERT_TRUE(WaitFor([&] { return TasksWorked() >= 2; }));
+  coordinator_->Kill();
+  std::this_thread::sleep_for(milliseconds(1500));
+  StartCoordinator();  // same address; everything it needs is in __backfill
+  std::optional<int> code = copy->WaitFor(180000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(copy->log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(copy->log_path()) << ReadFile(coordinator_->log_path());
+  EXPECT_TRUE(absl::StrContains(ReadFile(copy->log_path()), "lost the coordinator"))
+      << ReadFile(copy->log_path());
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "0");
+}
+
 TEST_F(FaultTest, TheTargetRestartingMidCopyRollsBackAndRetriesItsChunks) {
   CreateData(20, "20 seconds", 12);
   Stage("2024-01-20T00:00:00");
