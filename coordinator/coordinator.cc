@@ -58,6 +58,12 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   if (job == nullptr || pool == nullptr) return response;
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> released = (*conn)->Exec(sql::kReleaseOrphanedLeases);
+  if (!released.ok()) return released.status();
+  if (released->affected_rows() > 0) {
+    LOG(WARNING) << "released " << released->affected_rows()
+                 << " leases whose holders' target sessions are gone";
+  }
   // Best effort: without the right to end sessions, an expired holder's transaction ends
   // when its connection does.
   absl::StatusOr<pg::Result> ended = (*conn)->Exec(sql::kEndExpiredSessions);

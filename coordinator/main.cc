@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "common/auth.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
@@ -33,6 +34,10 @@ int main(int argc, char** argv) {
                  "failures after which a task waits for the next copy")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the bearer token every caller must present (default: "
+                 "$BACKFILL_TOKEN)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
   try {
     app.parse(argc, argv);
@@ -43,6 +48,20 @@ int main(int argc, char** argv) {
   if (heartbeat_ms * 2 > lease_timeout_ms) {
     std::cerr << "backfill-coordinator: --heartbeat-ms must be at most half of "
                  "--lease-timeout-ms\n";
+    return 2;
+  }
+
+  absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
+  if (!token.ok()) {
+    std::cerr << "backfill-coordinator: " << token.status().message() << "\n";
+    return 2;
+  }
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  const bool loopback = host == "127.0.0.1" || host == "localhost" || host == "[::1]";
+  if (token->empty() && !loopback) {
+    std::cerr << "backfill-coordinator: refusing to listen on " << listen
+              << " without a bearer token\nhint: give every program the same --token-file "
+                 "(or BACKFILL_TOKEN)\n";
     return 2;
   }
 
@@ -64,7 +83,7 @@ int main(int argc, char** argv) {
       },
       [] { _exit(130); });
   absl::StatusOr<std::unique_ptr<backfill::CoordinatorServer>> server =
-      backfill::CoordinatorServer::Start(listen, &coordinator);
+      backfill::CoordinatorServer::Start(listen, &coordinator, *token);
   if (!server.ok()) {
     std::cerr << "backfill-coordinator: " << server.status().message() << "\n";
     return 1;

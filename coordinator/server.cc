@@ -1,33 +1,60 @@
 #include "coordinator/server.h"
 
+#include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "backfill.grpc.pb.h"
+#include "common/auth.h"
 #include "proto/status_convert.h"
 
 namespace backfill {
 namespace {
 
+// Every RPC carries "authorization: Bearer <token>" when the server has a token. A refusal
+// is logged with the method and the peer, never with what was sent.
+grpc::Status Authorize(const grpc::ServerContext* context, const std::string& token,
+                       const char* method) {
+  if (token.empty()) return grpc::Status::OK;
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string expected = "Bearer " + token;
+  if (it != metadata.end() &&
+      TokensEqual(absl::string_view(it->second.data(), it->second.size()), expected)) {
+    return grpc::Status::OK;
+  }
+  LOG(WARNING) << "refused " << method << " from " << context->peer() << ": "
+               << (it == metadata.end() ? "no bearer token" : "wrong bearer token");
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "the coordinator refused the request: missing or wrong bearer token "
+                      "(give every program the same --token-file or BACKFILL_TOKEN)");
+}
+
 // Unpack, call, pack, convert status: nothing else happens in these classes.
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
-  explicit WorkerServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  WorkerServiceImpl(Coordinator* coordinator, std::string token)
+      : coordinator_(coordinator), token_(std::move(token)) {}
 
-  grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
+  grpc::Status RegisterWorker(grpc::ServerContext* context,
+                              const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "RegisterWorker"); !auth.ok()) return auth;
     return Respond(coordinator_->RegisterWorker(*request), response);
   }
-  grpc::Status LeaseTask(grpc::ServerContext*, const v1::LeaseTaskRequest* request,
+  grpc::Status LeaseTask(grpc::ServerContext* context, const v1::LeaseTaskRequest* request,
                          v1::LeaseTaskResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "LeaseTask"); !auth.ok()) return auth;
     return Respond(coordinator_->LeaseTask(*request), response);
   }
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "Heartbeat"); !auth.ok()) return auth;
     return Respond(coordinator_->Heartbeat(*request), response);
   }
-  grpc::Status ReportTask(grpc::ServerContext*, const v1::ReportTaskRequest* request,
+  grpc::Status ReportTask(grpc::ServerContext* context, const v1::ReportTaskRequest* request,
                           v1::ReportTaskResponse*) override {
+    if (grpc::Status auth = Authorize(context, token_, "ReportTask"); !auth.ok()) return auth;
     return ToGrpcStatus(coordinator_->ReportTask(*request));
   }
 
@@ -39,33 +66,40 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     return grpc::Status::OK;
   }
   Coordinator* coordinator_;
+  const std::string token_;
 };
 
 class ControlServiceImpl final : public v1::ControlService::Service {
  public:
-  explicit ControlServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  ControlServiceImpl(Coordinator* coordinator, std::string token)
+      : coordinator_(coordinator), token_(std::move(token)) {}
 
-  grpc::Status Stage(grpc::ServerContext*, const v1::StageRequest* request,
+  grpc::Status Stage(grpc::ServerContext* context, const v1::StageRequest* request,
                      v1::StageResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "Stage"); !auth.ok()) return auth;
     return Respond(coordinator_->Stage(*request), response);
   }
   grpc::Status Copy(grpc::ServerContext* context, const v1::CopyRequest* request,
                     grpc::ServerWriter<v1::CopyProgress>* writer) override {
+    if (grpc::Status auth = Authorize(context, token_, "Copy"); !auth.ok()) return auth;
     return ToGrpcStatus(coordinator_->Copy(*request, [&](const v1::CopyProgress& progress) {
       return !context->IsCancelled() && writer->Write(progress);
     }));
   }
   grpc::Status Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
                       v1::VerifyResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "Verify"); !auth.ok()) return auth;
     return Respond(coordinator_->Verify(*request, [context] { return !context->IsCancelled(); }),
                    response);
   }
-  grpc::Status Clean(grpc::ServerContext*, const v1::CleanRequest* request,
+  grpc::Status Clean(grpc::ServerContext* context, const v1::CleanRequest* request,
                      v1::CleanResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "Clean"); !auth.ok()) return auth;
     return Respond(coordinator_->Clean(*request), response);
   }
-  grpc::Status RefreshCaggs(grpc::ServerContext*, const v1::RefreshCaggsRequest* request,
+  grpc::Status RefreshCaggs(grpc::ServerContext* context, const v1::RefreshCaggsRequest* request,
                             v1::RefreshCaggsResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "RefreshCaggs"); !auth.ok()) return auth;
     return Respond(coordinator_->RefreshCaggs(*request), response);
   }
 
@@ -77,12 +111,14 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     return grpc::Status::OK;
   }
   Coordinator* coordinator_;
+  const std::string token_;
 };
 
 }  // namespace
 
 struct CoordinatorServer::Impl {
-  explicit Impl(Coordinator* coordinator) : workers(coordinator), control(coordinator) {}
+  Impl(Coordinator* coordinator, const std::string& token)
+      : workers(coordinator, token), control(coordinator, token) {}
   WorkerServiceImpl workers;
   ControlServiceImpl control;
   std::unique_ptr<grpc::Server> server;
@@ -94,8 +130,8 @@ CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::mo
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
-    const std::string& address, Coordinator* coordinator) {
-  auto impl = std::make_unique<Impl>(coordinator);
+    const std::string& address, Coordinator* coordinator, const std::string& token) {
+  auto impl = std::make_unique<Impl>(coordinator, token);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
   builder.RegisterService(&impl->workers);

@@ -15,9 +15,11 @@ namespace backfill {
 class CoordinatorServer {
  public:
   // Listens on `address` (HOST:PORT; port 0 picks a free one) and serves `coordinator`,
-  // which must outlive the server.
+  // which must outlive the server. With a `token`, every call must carry it as a bearer
+  // token; calls without it, or with another, are refused with UNAUTHENTICATED and logged.
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const std::string& address,
-                                                                  Coordinator* coordinator);
+                                                                  Coordinator* coordinator,
+                                                                  const std::string& token);
   ~CoordinatorServer();
 
   int port() const;

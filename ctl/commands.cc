@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/auth.h"
 #include "common/quote.h"
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
@@ -46,14 +47,14 @@ int Fail(const absl::Status& status) {
 class Embedded {
  public:
   absl::Status Start() {
-    server_ = CoordinatorServer::Start("127.0.0.1:0", &coordinator_).value_or(nullptr);
+    server_ = CoordinatorServer::Start("127.0.0.1:0", &coordinator_, token_).value_or(nullptr);
     if (server_ == nullptr) return absl::UnavailableError("cannot start the embedded coordinator");
     address_ = absl::StrCat("127.0.0.1:", server_->port());
     return absl::OkStatus();
   }
   void StartWorkers(int n) {
     for (int i = 0; i < n; ++i) {
-      clients_.push_back(std::make_unique<GrpcCoordinatorClient>(address_));
+      clients_.push_back(std::make_unique<GrpcCoordinatorClient>(address_, token_));
       WorkerOptions options;
       options.name = absl::StrCat(DefaultWorkerName(), "/", i + 1);
       options.application_name = "timescaledb-backfill worker";
@@ -75,8 +76,11 @@ class Embedded {
     if (server_ != nullptr) server_->Shutdown();
   }
   const std::string& address() const { return address_; }
+  const std::string& token() const { return token_; }
 
  private:
+  // Even on loopback, other local users must not drive this process's coordinator.
+  const std::string token_ = RandomToken();
   Coordinator coordinator_{CoordinatorOptions{}};
   std::unique_ptr<CoordinatorServer> server_;
   std::string address_;
@@ -284,6 +288,7 @@ int RunRefreshCaggs(ControlClient& client, const CtlOptions& options) {
 int RunCommand(const CtlOptions& options) {
   std::unique_ptr<Embedded> embedded;
   std::string address = options.coordinator;
+  std::string token = options.token;
   // Block the signals before gRPC starts threads; the watcher decides what they mean.
   // Static: the watcher thread outlives this call.
   static std::atomic<ControlClient*> copy_client{nullptr};
@@ -306,8 +311,9 @@ int RunCommand(const CtlOptions& options) {
     embedded = std::make_unique<Embedded>();
     if (absl::Status s = embedded->Start(); !s.ok()) return Fail(s);
     address = embedded->address();
+    token = embedded->token();
   }
-  ControlClient client(address);
+  ControlClient client(address, token);
   if (options.command == "stage") return RunStage(client, options);
   if (options.command == "copy") {
     if (embedded != nullptr) embedded->StartWorkers(options.parallelism);

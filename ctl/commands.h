@@ -30,6 +30,8 @@ struct CtlOptions {
   bool row_hash = false;    // verify: also compare a hash of every row
   bool json = false;        // verify: print the report as JSON
   std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded
+  // Bearer token for a running coordinator (from --token-file or BACKFILL_TOKEN).
+  std::string token;
   // copy: how long to keep reconnecting to a coordinator that went away mid-copy.
   absl::Duration reconnect_timeout = absl::Minutes(5);
 };

@@ -19,10 +19,15 @@ constexpr auto kUnaryTimeout = std::chrono::hours(24);
 
 struct ControlClient::Impl {
   std::string address;
+  std::string token;
   std::unique_ptr<v1::ControlService::Stub> stub;
   absl::Mutex mu;
   grpc::ClientContext* copy_context ABSL_GUARDED_BY(mu) = nullptr;
   bool copy_cancelled ABSL_GUARDED_BY(mu) = false;
+
+  void Authenticate(grpc::ClientContext* context) const {
+    if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
+  }
 
   absl::Status Convert(const grpc::Status& status) const {
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
@@ -37,6 +42,7 @@ struct ControlClient::Impl {
   absl::StatusOr<Response> Invoke(Call call) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + kUnaryTimeout);
+    Authenticate(&context);
     Response response;
     grpc::Status status = call(&context, &response);
     if (!status.ok()) return Convert(status);
@@ -44,8 +50,10 @@ struct ControlClient::Impl {
   }
 };
 
-ControlClient::ControlClient(const std::string& address) : impl_(std::make_unique<Impl>()) {
+ControlClient::ControlClient(const std::string& address, const std::string& token)
+    : impl_(std::make_unique<Impl>()) {
   impl_->address = address;
+  impl_->token = token;
   impl_->stub =
       v1::ControlService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 }
@@ -76,6 +84,7 @@ absl::StatusOr<v1::RefreshCaggsResponse> ControlClient::RefreshCaggs(
 absl::Status ControlClient::Copy(const v1::CopyRequest& request,
                                  const std::function<void(const v1::CopyProgress&)>& on_progress) {
   grpc::ClientContext context;
+  impl_->Authenticate(&context);
   {
     absl::MutexLock lock(&impl_->mu);
     if (impl_->copy_cancelled) return absl::CancelledError("copy interrupted");

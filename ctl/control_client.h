@@ -14,8 +14,8 @@ namespace backfill {
 
 class ControlClient {
  public:
-  // `address` is HOST:PORT.
-  explicit ControlClient(const std::string& address);
+  // `address` is HOST:PORT; every call carries `token` (when not empty) as a bearer token.
+  ControlClient(const std::string& address, const std::string& token);
   ~ControlClient();
 
   absl::StatusOr<v1::StageResponse> Stage(const v1::StageRequest& request);

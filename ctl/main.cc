@@ -2,6 +2,8 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "common/argv_scrub.h"
+#include "common/auth.h"
 #include "common/catalog.h"
 #include "common/logging.h"
 #include "ctl/commands.h"
@@ -38,6 +40,10 @@ int main(int argc, char** argv) {
   int verbosity = 0;
   app.add_option("--coordinator", options.coordinator,
                  "drive a running backfill-coordinator at HOST:PORT instead of an embedded one");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the bearer token of a running coordinator (default: "
+                 "$BACKFILL_TOKEN)");
   app.add_flag("-v,--verbose", verbosity, "log what happens; repeat for more");
 
   CLI::App* stage = app.add_subcommand(
@@ -99,7 +105,14 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? backfill::kExitOk : backfill::kExitUsage;
   }
+  backfill::ScrubPasswordsFromArgv(argc, argv);
   backfill::InitLogging(argv[0], verbosity);
+  absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
+  if (!token.ok()) {
+    std::cerr << "error: " << token.status().message() << std::endl;
+    return backfill::kExitUsage;
+  }
+  options.token = *token;
   for (CLI::App* command : {stage, copy, verify, refresh, clean}) {
     if (command->parsed()) options.command = command->get_name();
   }

@@ -12,16 +12,17 @@ namespace {
 
 constexpr auto kCallTimeout = std::chrono::seconds(30);
 
-std::unique_ptr<grpc::ClientContext> NewContext() {
+std::unique_ptr<grpc::ClientContext> NewContext(const std::string& token) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+  if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
   return context;
 }
 
 template <typename Response, typename Call>
-absl::StatusOr<Response> Invoke(Call call) {
+absl::StatusOr<Response> Invoke(const std::string& token, Call call) {
   Response response;
-  std::unique_ptr<grpc::ClientContext> context = NewContext();
+  std::unique_ptr<grpc::ClientContext> context = NewContext(token);
   grpc::Status status = call(context.get(), &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
@@ -31,10 +32,12 @@ absl::StatusOr<Response> Invoke(Call call) {
 
 struct GrpcCoordinatorClient::Impl {
   std::unique_ptr<v1::WorkerService::Stub> stub;
+  std::string token;
 };
 
-GrpcCoordinatorClient::GrpcCoordinatorClient(const std::string& address)
+GrpcCoordinatorClient::GrpcCoordinatorClient(const std::string& address, std::string token)
     : impl_(std::make_unique<Impl>()) {
+  impl_->token = std::move(token);
   impl_->stub =
       v1::WorkerService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 }
@@ -43,26 +46,30 @@ GrpcCoordinatorClient::~GrpcCoordinatorClient() = default;
 
 absl::StatusOr<v1::RegisterWorkerResponse> GrpcCoordinatorClient::RegisterWorker(
     const v1::RegisterWorkerRequest& request) {
-  return Invoke<v1::RegisterWorkerResponse>(
-      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->RegisterWorker(c, request, r); });
+  return Invoke<v1::RegisterWorkerResponse>(impl_->token, [&](grpc::ClientContext* c, auto* r) {
+    return impl_->stub->RegisterWorker(c, request, r);
+  });
 }
 
 absl::StatusOr<v1::LeaseTaskResponse> GrpcCoordinatorClient::LeaseTask(
     const v1::LeaseTaskRequest& request) {
-  return Invoke<v1::LeaseTaskResponse>(
-      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->LeaseTask(c, request, r); });
+  return Invoke<v1::LeaseTaskResponse>(impl_->token, [&](grpc::ClientContext* c, auto* r) {
+    return impl_->stub->LeaseTask(c, request, r);
+  });
 }
 
 absl::StatusOr<v1::HeartbeatResponse> GrpcCoordinatorClient::Heartbeat(
     const v1::HeartbeatRequest& request) {
-  return Invoke<v1::HeartbeatResponse>(
-      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Heartbeat(c, request, r); });
+  return Invoke<v1::HeartbeatResponse>(impl_->token, [&](grpc::ClientContext* c, auto* r) {
+    return impl_->stub->Heartbeat(c, request, r);
+  });
 }
 
 absl::Status GrpcCoordinatorClient::ReportTask(const v1::ReportTaskRequest& request) {
-  return Invoke<v1::ReportTaskResponse>([&](grpc::ClientContext* c, auto* r) {
-           return impl_->stub->ReportTask(c, request, r);
-         })
+  return Invoke<v1::ReportTaskResponse>(impl_->token,
+                                        [&](grpc::ClientContext* c, auto* r) {
+                                          return impl_->stub->ReportTask(c, request, r);
+                                        })
       .status();
 }
 

@@ -15,8 +15,8 @@ namespace backfill {
 class GrpcCoordinatorClient : public CoordinatorClient {
  public:
   // `address` is HOST:PORT. Connects lazily; calls fail with kUnavailable while the
-  // coordinator is unreachable.
-  explicit GrpcCoordinatorClient(const std::string& address);
+  // coordinator is unreachable. Every call carries `token` (when not empty) as a bearer token.
+  GrpcCoordinatorClient(const std::string& address, std::string token);
   ~GrpcCoordinatorClient() override;
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(

@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "common/argv_scrub.h"
+#include "common/auth.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "worker/grpc_coordinator_client.h"
@@ -22,13 +24,22 @@ int main(int argc, char** argv) {
   app.add_option("--target", options.target_override,
                  "target connection string, when this host reaches it by another address");
   app.add_option("--name", options.name, "name shown in status and logs (default host:pid)");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the coordinator's bearer token (default: $BACKFILL_TOKEN)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  backfill::ScrubPasswordsFromArgv(argc, argv);
   backfill::InitLogging(argv[0], verbosity + 1);
+  absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
+  if (!token.ok()) {
+    std::cerr << "backfill-worker: " << token.status().message() << "\n";
+    return 2;
+  }
 
   // Installed before gRPC starts its threads, so they inherit the blocked signals.
   std::atomic<backfill::Worker*> running{nullptr};
@@ -46,7 +57,7 @@ int main(int argc, char** argv) {
         std::cerr << "backfill-worker: aborting; the chunk in progress is rolled back\n";
         _exit(130);
       });
-  backfill::GrpcCoordinatorClient client(coordinator);
+  backfill::GrpcCoordinatorClient client(coordinator, *token);
   backfill::Worker worker(options, &client);
   running = &worker;
   worker.Run();

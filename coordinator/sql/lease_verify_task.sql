@@ -11,7 +11,9 @@ WITH next AS (
 UPDATE __backfill.task t
 SET lease_epoch = t.lease_epoch + 1,
     lease_holder = $1::text,
-    lease_expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond'
+    lease_expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond',
+    lease_backend_pid = NULL,  -- the new holder reports its own session
+    lease_backend_start = NULL
 FROM next
 WHERE t.task_id = next.task_id
 RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.chunk_schema,

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -109,6 +110,112 @@ TEST_F(ClusterTest, CtlReportsAnUnreachableCoordinatorClearly) {
   EXPECT_TRUE(
       absl::StartsWith(r.err, absl::StrCat("error: cannot reach the coordinator at ", address)))
       << r.err;
+}
+
+TEST_F(ClusterTest, EveryCallNeedsTheBearerTokenAndRefusalsNeverLogIt) {
+  CreateMetrics(2);
+  const std::string token = "tok-Abc123-never-logged";
+  const std::string token_file = absl::StrCat(source_->dir(), "/token-", db_);
+  { std::ofstream(token_file) << token << "\n"; }
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  const std::string dir = source_->dir();
+  BackgroundProcess coordinator({BinPath("backfill-coordinator"), "--listen", address},
+                                dir + "/coordinator-token-" + db_ + ".log",
+                                {{"BACKFILL_TOKEN", token}});
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "listening on port", 30));
+  BackgroundProcess anonymous({BinPath("backfill-worker"), "--coordinator", address},
+                              dir + "/anonymous-" + db_ + ".log");
+  BackgroundProcess wrong({BinPath("backfill-worker"), "--coordinator", address},
+                          dir + "/wrong-" + db_ + ".log", {{"BACKFILL_TOKEN", "guess-w0rd"}});
+  BackgroundProcess good(
+      {BinPath("backfill-worker"), "--coordinator", address, "--token-file", token_file},
+      dir + "/good-" + db_ + ".log");
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "no bearer token", 30));
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "wrong bearer token", 30));
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "registered", 30));
+
+  ProcessResult refused =
+      Ctl({"clean", "--coordinator", address, "--target", TargetDsn()}, {}, "backfillctl");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.err,
+            "error: the coordinator refused the request: missing or wrong bearer token (give "
+            "every program the same --token-file or BACKFILL_TOKEN)\n");
+  ProcessResult staged =
+      Ctl({"stage", "--coordinator", address, "--token-file", token_file, "--source", SourceDsn(),
+           "--target", TargetDsn(), "--until", "2030-01-01"},
+          {}, "backfillctl");
+  ASSERT_EQ(staged.exit_code, 0) << staged.err;
+  ProcessResult copied =
+      Ctl({"copy", "--coordinator", address, "--source", SourceDsn(), "--target", TargetDsn()},
+          {{"BACKFILL_TOKEN", token}}, "backfillctl");
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  EXPECT_EQ(TargetDigest("SELECT * FROM public.metrics"),
+            SourceDigest("SELECT * FROM public.metrics"));
+  for (BackgroundProcess* p : {&anonymous, &wrong, &good}) p->Signal(SIGTERM);
+  coordinator.Signal(SIGTERM);
+  coordinator.Wait();
+  const std::string log = ReadFile(coordinator.log_path());
+  EXPECT_FALSE(absl::StrContains(log, token)) << log;
+  EXPECT_FALSE(absl::StrContains(log, "guess-w0rd")) << log;
+}
+
+TEST_F(ClusterTest, TheCoordinatorRefusesAnOpenAddressWithoutAToken) {
+  ProcessResult r = RunProcess(
+      {BinPath("backfill-coordinator"), "--listen", absl::StrCat("0.0.0.0:", FreeLoopbackPort())},
+      {{"BACKFILL_TOKEN", ""}}, 10);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StartsWith(r.err, "backfill-coordinator: refusing to listen on 0.0.0.0:"))
+      << r.err;
+}
+
+TEST_F(ClusterTest, PasswordsAppearInNoLogNoOutputAndNoProcessList) {
+  CreateMetrics(6);
+  const std::string password = "Pw-Sekrit-42";
+  // The test clusters trust loopback, so any password is accepted (and unused).
+  const std::string source = absl::StrCat(SourceDsn(), " password=", password);
+  const std::string target =
+      absl::StrCat("postgresql://postgres:", password, "@127.0.0.1:", target_->port(), "/", db_);
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  const std::string dir = source_->dir();
+  BackgroundProcess coordinator({BinPath("backfill-coordinator"), "--listen", address, "-v", "-v"},
+                                dir + "/coordinator-pw-" + db_ + ".log");
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "listening on port", 30));
+  BackgroundProcess worker({BinPath("backfill-worker"), "--coordinator", address, "--source",
+                            source, "--target", target, "-v", "-v"},
+                           dir + "/worker-pw-" + db_ + ".log");
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "registered", 30));
+  ProcessResult staged = Ctl({"stage", "-v", "--coordinator", address, "--source", source,
+                              "--target", target, "--until", "2024-01-05"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.err;
+  BackgroundProcess copy({BinPath("backfillctl"), "copy", "-v", "--coordinator", address,
+                          "--source", source, "--target", target},
+                         dir + "/copy-pw-" + db_ + ".log");
+  // While it runs, no process list shows the password.
+  for (pid_t pid : {copy.pid(), worker.pid()}) {
+    std::string cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    for (int i = 0; i < 50 && cmdline.find("--source") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    }
+    EXPECT_NE(cmdline.find("--source"), std::string::npos);
+    EXPECT_EQ(cmdline.find(password), std::string::npos) << "pid " << pid;
+  }
+  ASSERT_EQ(copy.Wait(), 0) << ReadFile(copy.log_path());
+  // A failure that names the database must not show it either.
+  ProcessResult failed =
+      Ctl({"verify", "--source", absl::StrCat("host=127.0.0.1 port=1 password=", password),
+           "--target", target});
+  EXPECT_EQ(failed.exit_code, 1);
+  worker.Signal(SIGTERM);
+  worker.Wait();
+  coordinator.Signal(SIGTERM);
+  coordinator.Wait();
+  for (const std::string& text :
+       {ReadFile(coordinator.log_path()), ReadFile(worker.log_path()), ReadFile(copy.log_path()),
+        staged.out + staged.err, failed.out + failed.err}) {
+    EXPECT_EQ(text.find(password), std::string::npos) << text;
+  }
+  EXPECT_TRUE(absl::StrContains(ReadFile(copy.log_path()), "Copied 4 of 4 chunks"));
 }
 
 }  // namespace

@@ -239,5 +239,91 @@ TEST_F(FaultTest, ALostTargetSessionMidCopyIsRetriedWhileTheSourceIsStillStreami
   EXPECT_EQ(TargetValue("SELECT attempts FROM __backfill.task"), "1");
 }
 
+// --- Ctrl-C ---------------------------------------------------------------------------------
+
+class InterruptTest : public FaultTest {
+ protected:
+  // Rows in the target equal the rows the finished tasks copied: nothing half-copied was
+  // committed.
+  void ExpectOnlyFinishedChunksCommitted() {
+    EXPECT_EQ(TargetValue("SELECT count(*) FROM public.f"),
+              TargetValue("SELECT coalesce(sum(rows_copied), 0) FROM __backfill.task WHERE "
+                          "worked IS NOT NULL"));
+  }
+  void ExpectResumes() {
+    ProcessResult again = Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn()});
+    ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+    EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  }
+  std::unique_ptr<BackgroundProcess> StartEmbeddedCopy() {
+    return std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("timescaledb-backfill"), "copy", "--source", SourceDsn(),
+                                 "--target", TargetDsn(), "--parallelism", "2"},
+        absl::StrCat(source_->dir(), "/copy-", db_, ".log"));
+  }
+};
+
+TEST_F(InterruptTest, OneCtrlCInEmbeddedModeFinishesChunksInFlightAndStops) {
+  CreateData(20, "20 seconds", 12);
+  Stage("2024-01-20T00:00:00");
+  std::unique_ptr<BackgroundProcess> copy = StartEmbeddedCopy();
+  ASSERT_TRUE(WaitFor([&] { return TasksWorked() >= 2; }));
+  ASSERT_TRUE(copy->Signal(SIGINT));
+  std::optional<int> code = copy->WaitFor(60000);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 130) << ReadFile(copy->log_path());
+  const std::string log = ReadFile(copy->log_path());
+  EXPECT_TRUE(absl::StrContains(log, "Shutting down, waiting for in-progress copies")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "copy interrupted")) << log;
+  EXPECT_NE(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "0");
+  ExpectOnlyFinishedChunksCommitted();
+  ExpectResumes();
+}
+
+TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
+  CreateData(20, "20 seconds", 12);
+  Stage("2024-01-20T00:00:00");
+  std::unique_ptr<BackgroundProcess> copy = StartEmbeddedCopy();
+  ASSERT_TRUE(WaitFor([&] { return TasksWorked() >= 1; }));
+  ASSERT_TRUE(copy->Signal(SIGINT));
+  std::this_thread::sleep_for(milliseconds(50));
+  ASSERT_TRUE(copy->Signal(SIGINT));
+  std::optional<int> code = copy->WaitFor(10000);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 130) << ReadFile(copy->log_path());
+  EXPECT_TRUE(absl::StrContains(ReadFile(copy->log_path()), "Terminating immediately"))
+      << ReadFile(copy->log_path());
+  std::this_thread::sleep_for(milliseconds(500));  // the server notices the closed sessions
+  ExpectOnlyFinishedChunksCommitted();
+  ExpectResumes();
+}
+
+TEST_F(InterruptTest, CtrlCInClusterModeStopsNewLeasesAndWorkersFinishTheirChunks) {
+  CreateData(20, "20 seconds", 12);
+  Stage("2024-01-20T00:00:00");
+  StartCoordinator();
+  StartWorker("i1");
+  StartWorker("i2");
+  std::unique_ptr<BackgroundProcess> copy = StartCopy();
+  ASSERT_TRUE(WaitFor([&] { return TasksWorked() >= 2; }));
+  ASSERT_TRUE(copy->Signal(SIGINT));
+  std::optional<int> code = copy->WaitFor(60000);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 130) << ReadFile(copy->log_path());
+  // The workers finish what they hold, then get no new leases.
+  ASSERT_TRUE(WaitFor([&] {
+    return TargetValue(
+               "SELECT count(*) FROM __backfill.task WHERE worked IS NULL AND "
+               "lease_expires_at > now()") == "0";
+  }));
+  std::this_thread::sleep_for(milliseconds(1000));
+  const std::string worked = TargetValue("SELECT count(worked) FROM __backfill.task");
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(TargetValue("SELECT count(worked) FROM __backfill.task"), worked);
+  EXPECT_NE(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "0");
+  ExpectOnlyFinishedChunksCommitted();
+  ExpectResumes();
+}
+
 }  // namespace
 }  // namespace backfill::testing
