@@ -10,6 +10,7 @@ namespace {
 
 std::vector<std::string> Scrub(std::vector<std::string> args) {
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (std::string& a : args) argv.push_back(a.data());
   ScrubPasswordsFromArgv(static_cast<int>(argv.size()), argv.data());
   return args;
