@@ -13,6 +13,7 @@
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/server.h"
+#include "proto/credentials.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"backfill-coordinator: leases chunk copies to backfill-worker processes"};
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "file holding the bearer token every caller must present (default: "
                  "$BACKFILL_TOKEN)");
+  backfill::TlsFiles tls;
+  app.add_option("--tls-cert", tls.cert, "serve TLS with this certificate (PEM)");
+  app.add_option("--tls-key", tls.key, "private key of --tls-cert (PEM)");
+  app.add_option("--tls-client-ca", tls.ca, "require client certificates signed by this CA (PEM)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
   try {
     app.parse(argc, argv);
@@ -45,6 +50,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   backfill::InitLogging(argv[0], verbosity + 1);
+  backfill::RouteGrpcLogsToGlog();
   if (heartbeat_ms * 2 > lease_timeout_ms) {
     std::cerr << "backfill-coordinator: --heartbeat-ms must be at most half of "
                  "--lease-timeout-ms\n";
@@ -83,7 +89,7 @@ int main(int argc, char** argv) {
       },
       [] { _exit(130); });
   absl::StatusOr<std::unique_ptr<backfill::CoordinatorServer>> server =
-      backfill::CoordinatorServer::Start(listen, &coordinator, *token);
+      backfill::CoordinatorServer::Start(listen, &coordinator, *token, tls);
   if (!server.ok()) {
     std::cerr << "backfill-coordinator: " << server.status().message() << "\n";
     return 1;

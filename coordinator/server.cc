@@ -130,10 +130,13 @@ CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::mo
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
-    const std::string& address, Coordinator* coordinator, const std::string& token) {
+    const std::string& address, Coordinator* coordinator, const std::string& token,
+    const TlsFiles& tls) {
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
   auto impl = std::make_unique<Impl>(coordinator, token);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(address, *credentials, &impl->port);
   builder.RegisterService(&impl->workers);
   builder.RegisterService(&impl->control);
   builder.SetMaxReceiveMessageSize(4 << 20);

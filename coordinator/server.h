@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
+#include "proto/credentials.h"
 
 namespace backfill {
 
@@ -17,9 +18,11 @@ class CoordinatorServer {
   // Listens on `address` (HOST:PORT; port 0 picks a free one) and serves `coordinator`,
   // which must outlive the server. With a `token`, every call must carry it as a bearer
   // token; calls without it, or with another, are refused with UNAUTHENTICATED and logged.
+  // With `tls` certificate and key, the server speaks TLS (see ServerCredentials).
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const std::string& address,
                                                                   Coordinator* coordinator,
-                                                                  const std::string& token);
+                                                                  const std::string& token,
+                                                                  const TlsFiles& tls = {});
   ~CoordinatorServer();
 
   int port() const;

@@ -20,6 +20,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/server.h"
 #include "ctl/control_client.h"
+#include "proto/credentials.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/worker.h"
 
@@ -54,7 +55,8 @@ class Embedded {
   }
   void StartWorkers(int n) {
     for (int i = 0; i < n; ++i) {
-      clients_.push_back(std::make_unique<GrpcCoordinatorClient>(address_, token_));
+      clients_.push_back(std::make_unique<GrpcCoordinatorClient>(address_, token_,
+                                                                 *ClientCredentials(TlsFiles{})));
       WorkerOptions options;
       options.name = absl::StrCat(DefaultWorkerName(), "/", i + 1);
       options.application_name = "timescaledb-backfill worker";
@@ -166,7 +168,10 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       lost_since = absl::InfiniteFuture();
       on_progress(progress);
     });
-    if (status.ok() || embedded != nullptr || !absl::IsUnavailable(status) || last.finished()) {
+    // Reconnect only to a coordinator that was reached before: one never reached (a wrong
+    // address, TLS or token) is an error now, not in five minutes.
+    if (status.ok() || embedded != nullptr || !absl::IsUnavailable(status) || last.finished() ||
+        shown < 0) {
       break;
     }
     const absl::Time now = absl::Now();
@@ -313,7 +318,11 @@ int RunCommand(const CtlOptions& options) {
     address = embedded->address();
     token = embedded->token();
   }
-  ControlClient client(address, token);
+  TlsFiles tls;
+  if (embedded == nullptr) tls = TlsFiles{options.tls_ca, options.tls_cert, options.tls_key};
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = ClientCredentials(tls);
+  if (!credentials.ok()) return Fail(credentials.status());
+  ControlClient client(address, token, *credentials);
   if (options.command == "stage") return RunStage(client, options);
   if (options.command == "copy") {
     if (embedded != nullptr) embedded->StartWorkers(options.parallelism);

@@ -32,6 +32,9 @@ struct CtlOptions {
   std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded
   // Bearer token for a running coordinator (from --token-file or BACKFILL_TOKEN).
   std::string token;
+  // TLS to a running coordinator: the CA that signed its certificate (and, when it requires
+  // one, this client's certificate and key). Empty: plaintext.
+  std::string tls_ca, tls_cert, tls_key;
   // copy: how long to keep reconnecting to a coordinator that went away mid-copy.
   absl::Duration reconnect_timeout = absl::Minutes(5);
 };

@@ -50,12 +50,12 @@ struct ControlClient::Impl {
   }
 };
 
-ControlClient::ControlClient(const std::string& address, const std::string& token)
+ControlClient::ControlClient(const std::string& address, const std::string& token,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials)
     : impl_(std::make_unique<Impl>()) {
   impl_->address = address;
   impl_->token = token;
-  impl_->stub =
-      v1::ControlService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  impl_->stub = v1::ControlService::NewStub(grpc::CreateChannel(address, credentials));
 }
 
 ControlClient::~ControlClient() = default;

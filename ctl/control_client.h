@@ -10,12 +10,18 @@
 #include "absl/status/statusor.h"
 #include "backfill.pb.h"
 
+namespace grpc {
+class ChannelCredentials;
+}  // namespace grpc
+
 namespace backfill {
 
 class ControlClient {
  public:
   // `address` is HOST:PORT; every call carries `token` (when not empty) as a bearer token.
-  ControlClient(const std::string& address, const std::string& token);
+  // `credentials` come from ClientCredentials() (TLS or plaintext).
+  ControlClient(const std::string& address, const std::string& token,
+                std::shared_ptr<grpc::ChannelCredentials> credentials);
   ~ControlClient();
 
   absl::StatusOr<v1::StageResponse> Stage(const v1::StageRequest& request);

@@ -7,6 +7,7 @@
 #include "common/catalog.h"
 #include "common/logging.h"
 #include "ctl/commands.h"
+#include "proto/credentials.h"
 
 namespace {
 
@@ -44,6 +45,11 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "file holding the bearer token of a running coordinator (default: "
                  "$BACKFILL_TOKEN)");
+  app.add_option("--tls-ca", options.tls_ca,
+                 "speak TLS to the coordinator, trusting certificates signed by this CA (PEM)");
+  app.add_option("--tls-cert", options.tls_cert,
+                 "client certificate (PEM), when the coordinator requires one");
+  app.add_option("--tls-key", options.tls_key, "client private key (PEM)");
   app.add_flag("-v,--verbose", verbosity, "log what happens; repeat for more");
 
   CLI::App* stage = app.add_subcommand(
@@ -107,6 +113,7 @@ int main(int argc, char** argv) {
   }
   backfill::ScrubPasswordsFromArgv(argc, argv);
   backfill::InitLogging(argv[0], verbosity);
+  backfill::RouteGrpcLogsToGlog();
   absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
   if (!token.ok()) {
     std::cerr << "error: " << token.status().message() << std::endl;

@@ -35,11 +35,11 @@ struct GrpcCoordinatorClient::Impl {
   std::string token;
 };
 
-GrpcCoordinatorClient::GrpcCoordinatorClient(const std::string& address, std::string token)
+GrpcCoordinatorClient::GrpcCoordinatorClient(const std::string& address, std::string token,
+                                             std::shared_ptr<grpc::ChannelCredentials> credentials)
     : impl_(std::make_unique<Impl>()) {
   impl_->token = std::move(token);
-  impl_->stub =
-      v1::WorkerService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  impl_->stub = v1::WorkerService::NewStub(grpc::CreateChannel(address, credentials));
 }
 
 GrpcCoordinatorClient::~GrpcCoordinatorClient() = default;

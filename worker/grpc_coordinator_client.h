@@ -8,7 +8,8 @@
 
 namespace grpc {
 class Channel;
-}
+class ChannelCredentials;
+}  // namespace grpc
 
 namespace backfill {
 
@@ -16,7 +17,9 @@ class GrpcCoordinatorClient : public CoordinatorClient {
  public:
   // `address` is HOST:PORT. Connects lazily; calls fail with kUnavailable while the
   // coordinator is unreachable. Every call carries `token` (when not empty) as a bearer token.
-  GrpcCoordinatorClient(const std::string& address, std::string token);
+  // `credentials` come from ClientCredentials() (TLS or plaintext).
+  GrpcCoordinatorClient(const std::string& address, std::string token,
+                        std::shared_ptr<grpc::ChannelCredentials> credentials);
   ~GrpcCoordinatorClient() override;
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(

@@ -9,6 +9,7 @@
 #include "common/auth.h"
 #include "common/logging.h"
 #include "common/signals.h"
+#include "proto/credentials.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/worker.h"
 
@@ -27,6 +28,12 @@ int main(int argc, char** argv) {
   std::string token_file;
   app.add_option("--token-file", token_file,
                  "file holding the coordinator's bearer token (default: $BACKFILL_TOKEN)");
+  backfill::TlsFiles tls;
+  app.add_option("--tls-ca", tls.ca,
+                 "speak TLS to the coordinator, trusting certificates signed by this CA (PEM)");
+  app.add_option("--tls-cert", tls.cert,
+                 "client certificate (PEM), when the coordinator requires one");
+  app.add_option("--tls-key", tls.key, "client private key (PEM)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
   try {
     app.parse(argc, argv);
@@ -35,6 +42,7 @@ int main(int argc, char** argv) {
   }
   backfill::ScrubPasswordsFromArgv(argc, argv);
   backfill::InitLogging(argv[0], verbosity + 1);
+  backfill::RouteGrpcLogsToGlog();
   absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
   if (!token.ok()) {
     std::cerr << "backfill-worker: " << token.status().message() << "\n";
@@ -57,7 +65,13 @@ int main(int argc, char** argv) {
         std::cerr << "backfill-worker: aborting; the chunk in progress is rolled back\n";
         _exit(130);
       });
-  backfill::GrpcCoordinatorClient client(coordinator, *token);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      backfill::ClientCredentials(tls);
+  if (!credentials.ok()) {
+    std::cerr << "backfill-worker: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  backfill::GrpcCoordinatorClient client(coordinator, *token, *credentials);
   backfill::Worker worker(options, &client);
   running = &worker;
   worker.Run();

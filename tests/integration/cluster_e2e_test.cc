@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -157,6 +158,100 @@ TEST_F(ClusterTest, EveryCallNeedsTheBearerTokenAndRefusalsNeverLogIt) {
   const std::string log = ReadFile(coordinator.log_path());
   EXPECT_FALSE(absl::StrContains(log, token)) << log;
   EXPECT_FALSE(absl::StrContains(log, "guess-w0rd")) << log;
+}
+
+// A CA, and certificates it signed for the coordinator (127.0.0.1) and for a client.
+void MakeCertificates(const std::string& dir) {
+  auto run = [](const std::vector<std::string>& argv) {
+    ProcessResult r = RunProcess(argv, {}, 60);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  { std::ofstream(dir + "/server.ext") << "subjectAltName=IP:127.0.0.1\n"; }
+  for (const char* ca : {"ca", "other-ca"}) {
+    run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         absl::StrCat(dir, "/", ca, ".key"), "-out", absl::StrCat(dir, "/", ca, ".pem"), "-days",
+         "2", "-subj", absl::StrCat("/CN=backfill-test-", ca)});
+  }
+  for (const char* who : {"server", "client"}) {
+    run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         absl::StrCat(dir, "/", who, ".key"), "-out", absl::StrCat(dir, "/", who, ".csr"), "-subj",
+         absl::StrCat("/CN=", who == std::string("server") ? "127.0.0.1" : "client")});
+    std::vector<std::string> sign = {"openssl",
+                                     "x509",
+                                     "-req",
+                                     "-in",
+                                     absl::StrCat(dir, "/", who, ".csr"),
+                                     "-CA",
+                                     dir + "/ca.pem",
+                                     "-CAkey",
+                                     dir + "/ca.key",
+                                     "-CAcreateserial",
+                                     "-out",
+                                     absl::StrCat(dir, "/", who, ".pem"),
+                                     "-days",
+                                     "2"};
+    if (who == std::string("server")) {
+      sign.push_back("-extfile");
+      sign.push_back(dir + "/server.ext");
+    }
+    run(sign);
+  }
+}
+
+TEST_F(ClusterTest, MutualTlsBetweenEveryProgramAndRefusalsWithoutIt) {
+  CreateMetrics(2);
+  const std::string certs = absl::StrCat(source_->dir(), "/certs-", db_);
+  std::filesystem::create_directories(certs);
+  MakeCertificates(certs);
+  if (HasFatalFailure()) return;
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  BackgroundProcess coordinator(
+      {BinPath("backfill-coordinator"), "--listen", address, "--tls-cert", certs + "/server.pem",
+       "--tls-key", certs + "/server.key", "--tls-client-ca", certs + "/ca.pem"},
+      certs + "/coordinator.log");
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "listening on port", 30))
+      << ReadFile(coordinator.log_path());
+  const std::vector<std::string> client_tls = {"--tls-ca",   certs + "/ca.pem",
+                                               "--tls-cert", certs + "/client.pem",
+                                               "--tls-key",  certs + "/client.key"};
+  std::vector<std::string> worker_argv = {BinPath("backfill-worker"), "--coordinator", address};
+  worker_argv.insert(worker_argv.end(), client_tls.begin(), client_tls.end());
+  BackgroundProcess worker(worker_argv, certs + "/worker.log");
+
+  auto stage = [&](const std::vector<std::string>& tls) {
+    std::vector<std::string> args = {"stage",     "--coordinator", address,
+                                     "--source",  SourceDsn(),     "--target",
+                                     TargetDsn(), "--until",       "2030-01-01"};
+    args.insert(args.end(), tls.begin(), tls.end());
+    return Ctl(args, {}, "backfillctl");
+  };
+  // Plaintext, a CA that did not sign the server, and no client certificate: all refused.
+  for (const std::vector<std::string>& tls :
+       {std::vector<std::string>{},
+        std::vector<std::string>{"--tls-ca", certs + "/other-ca.pem", "--tls-cert",
+                                 certs + "/client.pem", "--tls-key", certs + "/client.key"},
+        std::vector<std::string>{"--tls-ca", certs + "/ca.pem"}}) {
+    ProcessResult r = stage(tls);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.err, "error: cannot reach the coordinator at")) << r.err;
+  }
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM pg_namespace WHERE nspname = '__backfill'"), "0");
+
+  ProcessResult staged = stage(client_tls);
+  ASSERT_EQ(staged.exit_code, 0) << staged.err;
+  std::vector<std::string> copy_args = {"copy",      "--coordinator", address,    "--source",
+                                        SourceDsn(), "--target",      TargetDsn()};
+  copy_args.insert(copy_args.end(), client_tls.begin(), client_tls.end());
+  ProcessResult copied = Ctl(copy_args, {}, "backfillctl");
+  ASSERT_EQ(copied.exit_code, 0) << copied.err << ReadFile(worker.log_path());
+  EXPECT_EQ(TargetDigest("SELECT * FROM public.metrics"),
+            SourceDigest("SELECT * FROM public.metrics"));
+  ProcessResult bad_file = Ctl({"clean", "--coordinator", address, "--target", TargetDsn(),
+                                "--tls-ca", certs + "/missing.pem"},
+                               {}, "backfillctl");
+  EXPECT_EQ(bad_file.exit_code, 1);
+  EXPECT_EQ(bad_file.err,
+            absl::StrCat("error: cannot read the TLS CA file ", certs, "/missing.pem\n"));
 }
 
 TEST_F(ClusterTest, TheCoordinatorRefusesAnOpenAddressWithoutAToken) {
