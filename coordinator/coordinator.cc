@@ -142,14 +142,32 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   if (pool == nullptr) {
     return absl::FailedPreconditionError("no copy has run on this coordinator; unknown task");
   }
-  if (request.outcome() == v1::ReportTaskRequest::FAILED) {
+  if (request.worker_id().empty() || request.task_id() <= 0) {
+    return absl::InvalidArgumentError("a report needs worker_id and task_id");
+  }
+  // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
+  if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
+  const std::string not_yours =
+      absl::StrCat("task ", request.task_id(), " is not leased to worker ", request.worker_id(),
+                   " at epoch ", request.lease_epoch(), "; nothing changed");
+  {
     absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
     if (!conn.ok()) return conn.status();
-    absl::StatusOr<pg::Result> updated = (*conn)->Exec(
-        sql::kRecordFailure,
-        {absl::StrCat(request.task_id()), absl::StrCat(request.lease_epoch()), request.error(),
-         request.retryable() ? "true" : "false", absl::StrCat(options_.max_attempts)});
-    if (!updated.ok()) return updated.status();
+    if (request.outcome() == v1::ReportTaskRequest::FAILED) {
+      absl::StatusOr<pg::Result> updated =
+          (*conn)->Exec(sql::kRecordFailure,
+                        {absl::StrCat(request.task_id()), absl::StrCat(request.lease_epoch()),
+                         request.error(), request.retryable() ? "true" : "false",
+                         absl::StrCat(options_.max_attempts), request.worker_id()});
+      if (!updated.ok()) return updated.status();
+      if (updated->affected_rows() == 0) return absl::FailedPreconditionError(not_yours);
+    } else {
+      absl::StatusOr<pg::Result> held =
+          (*conn)->Exec(sql::kCheckLease, {absl::StrCat(request.task_id()), request.worker_id(),
+                                           absl::StrCat(request.lease_epoch())});
+      if (!held.ok()) return held.status();
+      if (!held->GetBool(0, 0)) return absl::FailedPreconditionError(not_yours);
+    }
   }
   if (job != nullptr) {
     absl::MutexLock lock(&mu_);

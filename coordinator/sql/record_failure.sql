@@ -1,5 +1,6 @@
 -- $1 task id (bigint), $2 lease epoch (bigint), $3 error (text), $4 retryable (bool),
--- $5 max attempts (int)
+-- $5 max attempts (int), $6 worker id (text)
+-- Only the current holder's report counts; no row means it is not (any more).
 -- Frees the lease and records the error. A failure retrying may fix (a lost connection, a
 -- restarting database) holds the task back for a growing delay (0.5 s doubling, at most
 -- 30 s) before it can be granted again; one it cannot fix (permission denied, a schema
@@ -14,4 +15,4 @@ SET lease_holder = NULL,
     lease_backend_pid = NULL,
     last_error = $3::text,
     attempts = CASE WHEN $4::bool THEN attempts + 1 ELSE greatest(attempts + 1, $5::int) END
-WHERE task_id = $1::bigint AND lease_epoch = $2::bigint
+WHERE task_id = $1::bigint AND lease_epoch = $2::bigint AND lease_holder = $6::text

@@ -9,8 +9,11 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/credentials.h"
 #include "tests/integration/fixture.h"
+#include "worker/grpc_coordinator_client.h"
 
 namespace backfill::testing {
 namespace {
@@ -252,6 +255,81 @@ TEST_F(ClusterTest, MutualTlsBetweenEveryProgramAndRefusalsWithoutIt) {
   EXPECT_EQ(bad_file.exit_code, 1);
   EXPECT_EQ(bad_file.err,
             absl::StrCat("error: cannot read the TLS CA file ", certs, "/missing.pem\n"));
+}
+
+TEST_F(ClusterTest, HostileOrConfusedRpcsGetClearErrorsAndChangeNothing) {
+  CreateMetrics(3);
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  const std::string dir = source_->dir();
+  BackgroundProcess coordinator({BinPath("backfill-coordinator"), "--listen", address},
+                                dir + "/coordinator-hostile-" + db_ + ".log");
+  ASSERT_TRUE(WaitForLog(coordinator.log_path(), "listening on port", 30));
+  BackgroundProcess worker({BinPath("backfill-worker"), "--coordinator", address, "--name", "w"},
+                           dir + "/worker-hostile-" + db_ + ".log");
+  ASSERT_EQ(Ctl({"stage", "--coordinator", address, "--source", SourceDsn(), "--target",
+                 TargetDsn(), "--until", "2030-01-01"})
+                .exit_code,
+            0);
+  ASSERT_EQ(
+      Ctl({"copy", "--coordinator", address, "--source", SourceDsn(), "--target", TargetDsn()})
+          .exit_code,
+      0);
+  const std::string state_query =
+      "SELECT string_agg(concat_ws('|', task_id, lease_epoch, lease_holder, attempts, "
+      "last_error, worked IS NOT NULL), ',' ORDER BY task_id) FROM __backfill.task";
+  const std::string before = TargetValue(state_query);
+  const std::string holder = TargetValue("SELECT lease_holder FROM __backfill.task LIMIT 1");
+  const std::string task = TargetValue("SELECT task_id FROM __backfill.task LIMIT 1");
+  const std::string epoch =
+      TargetValue(absl::StrCat("SELECT lease_epoch FROM __backfill.task WHERE task_id = ", task));
+  int64_t task_id = 0, lease_epoch = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(task, &task_id));
+  ASSERT_TRUE(absl::SimpleAtoi(epoch, &lease_epoch));
+
+  GrpcCoordinatorClient client(address, "", *ClientCredentials(TlsFiles{}));
+  auto report = [&](const std::string& worker, int64_t id, int64_t at,
+                    v1::ReportTaskRequest::Outcome outcome, const std::string& error = "") {
+    v1::ReportTaskRequest r;
+    r.set_worker_id(worker);
+    r.set_task_id(id);
+    r.set_lease_epoch(at);
+    r.set_outcome(outcome);
+    r.set_error(error);
+    return client.ReportTask(r);
+  };
+  // Another worker reporting this task, the holder at a stale epoch, an unknown task.
+  absl::Status s = report("intruder", task_id, lease_epoch, v1::ReportTaskRequest::FAILED, "x");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(), absl::StrCat("task ", task_id,
+                                      " is not leased to worker intruder at "
+                                      "epoch ",
+                                      lease_epoch, "; nothing changed"));
+  EXPECT_EQ(report(holder, task_id, lease_epoch + 7, v1::ReportTaskRequest::FAILED, "x").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(report(holder, task_id, lease_epoch - 1, v1::ReportTaskRequest::COPIED).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(report(holder, 424242, 1, v1::ReportTaskRequest::COPIED).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(report("", task_id, lease_epoch, v1::ReportTaskRequest::COPIED).code(),
+            absl::StatusCode::kInvalidArgument);
+  // A message over the size limit is refused before it reaches the coordinator's logic.
+  EXPECT_EQ(
+      report(holder, task_id, lease_epoch, v1::ReportTaskRequest::FAILED, std::string(5 << 20, 'x'))
+          .code(),
+      absl::StatusCode::kResourceExhausted);
+  // A stale heartbeat learns it holds nothing; a lease request without a worker is refused.
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(holder);
+  beat.set_task_id(task_id);
+  beat.set_lease_epoch(lease_epoch + 1);
+  absl::StatusOr<v1::HeartbeatResponse> hb = client.Heartbeat(beat);
+  ASSERT_TRUE(hb.ok()) << hb.status();
+  EXPECT_FALSE(hb->lease_valid());
+  EXPECT_EQ(client.LeaseTask(v1::LeaseTaskRequest()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TargetValue(state_query), before);
+  EXPECT_EQ(TargetDigest("SELECT * FROM public.metrics"),
+            SourceDigest("SELECT * FROM public.metrics"));
 }
 
 TEST_F(ClusterTest, TheCoordinatorRefusesAnOpenAddressWithoutAToken) {
