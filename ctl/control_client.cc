@@ -51,7 +51,7 @@ struct ControlClient::Impl {
 };
 
 ControlClient::ControlClient(const std::string& address, const std::string& token,
-                             std::shared_ptr<grpc::ChannelCredentials> credentials)
+                             const std::shared_ptr<grpc::ChannelCredentials>& credentials)
     : impl_(std::make_unique<Impl>()) {
   impl_->address = address;
   impl_->token = token;

@@ -21,7 +21,7 @@ class ControlClient {
   // `address` is HOST:PORT; every call carries `token` (when not empty) as a bearer token.
   // `credentials` come from ClientCredentials() (TLS or plaintext).
   ControlClient(const std::string& address, const std::string& token,
-                std::shared_ptr<grpc::ChannelCredentials> credentials);
+                const std::shared_ptr<grpc::ChannelCredentials>& credentials);
   ~ControlClient();
 
   absl::StatusOr<v1::StageResponse> Stage(const v1::StageRequest& request);

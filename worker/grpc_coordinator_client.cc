@@ -35,8 +35,9 @@ struct GrpcCoordinatorClient::Impl {
   std::string token;
 };
 
-GrpcCoordinatorClient::GrpcCoordinatorClient(const std::string& address, std::string token,
-                                             std::shared_ptr<grpc::ChannelCredentials> credentials)
+GrpcCoordinatorClient::GrpcCoordinatorClient(
+    const std::string& address, std::string token,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials)
     : impl_(std::make_unique<Impl>()) {
   impl_->token = std::move(token);
   impl_->stub = v1::WorkerService::NewStub(grpc::CreateChannel(address, credentials));

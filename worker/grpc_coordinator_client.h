@@ -19,7 +19,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   // coordinator is unreachable. Every call carries `token` (when not empty) as a bearer token.
   // `credentials` come from ClientCredentials() (TLS or plaintext).
   GrpcCoordinatorClient(const std::string& address, std::string token,
-                        std::shared_ptr<grpc::ChannelCredentials> credentials);
+                        const std::shared_ptr<grpc::ChannelCredentials>& credentials);
   ~GrpcCoordinatorClient() override;
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
