@@ -214,9 +214,8 @@ absl::StatusOr<v1::CopyProgress> Coordinator::ReadProgress(ConnectionPool& pool)
   return progress;
 }
 
-absl::Status Coordinator::Copy(const v1::CopyRequest& request,
-                               const std::function<bool(const v1::CopyProgress&)>& emit) {
-  const v1::Databases& databases = request.databases();
+absl::StatusOr<std::shared_ptr<ConnectionPool>> Coordinator::PrepareJob(
+    const v1::Databases& databases, absl::string_view no_schema_message) {
   // Fail early, with one clear message, on what every worker would otherwise trip over.
   {
     absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
@@ -226,16 +225,26 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   }
   auto pool =
       std::make_shared<ConnectionPool>(databases.target(), options_.application_name, "target");
+  absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
+  if (!exists.ok()) return exists.status();
+  if (!exists->GetBool(0, 0)) return absl::FailedPreconditionError(no_schema_message);
+  return pool;
+}
+
+absl::Status Coordinator::Copy(const v1::CopyRequest& request,
+                               const std::function<bool(const v1::CopyProgress&)>& emit) {
+  const v1::Databases& databases = request.databases();
+  absl::StatusOr<std::shared_ptr<ConnectionPool>> prepared =
+      PrepareJob(databases,
+                 "nothing to copy: the target has no __backfill schema\n"
+                 "hint: run stage first to choose what to copy");
+  if (!prepared.ok()) return prepared.status();
+  std::shared_ptr<ConnectionPool> pool = *std::move(prepared);
   {
     absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
     if (!conn.ok()) return conn.status();
-    absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
-    if (!exists.ok()) return exists.status();
-    if (!exists->GetBool(0, 0)) {
-      return absl::FailedPreconditionError(
-          "nothing to copy: the target has no __backfill schema\n"
-          "hint: run stage first to choose what to copy");
-    }
     absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetFailed);
     if (!reset.ok()) return reset.status();
   }
@@ -329,24 +338,15 @@ void Coordinator::LeaveJob(const std::shared_ptr<Job>& job) {
 absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& request,
                                                        const std::function<bool()>& keep_going) {
   const v1::Databases& databases = request.databases();
-  {
-    absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
-    if (!source.ok()) return source.status();
-    absl::StatusOr<Catalog> catalog = Catalog::Load(**source);
-    if (!catalog.ok()) return catalog.status();
-  }
-  auto pool =
-      std::make_shared<ConnectionPool>(databases.target(), options_.application_name, "target");
+  absl::StatusOr<std::shared_ptr<ConnectionPool>> prepared =
+      PrepareJob(databases,
+                 "nothing to verify: the target has no __backfill schema\n"
+                 "hint: run stage and copy first");
+  if (!prepared.ok()) return prepared.status();
+  std::shared_ptr<ConnectionPool> pool = *std::move(prepared);
   {
     absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
     if (!conn.ok()) return conn.status();
-    absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
-    if (!exists.ok()) return exists.status();
-    if (!exists->GetBool(0, 0)) {
-      return absl::FailedPreconditionError(
-          "nothing to verify: the target has no __backfill schema\n"
-          "hint: run stage and copy first");
-    }
     // Older task tables gain the verification columns.
     if (absl::Status s = (*conn)->ExecScript(sql::kCreateSchema); !s.ok()) return s;
     absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetVerify);

@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backfill.pb.h"
@@ -78,6 +79,11 @@ class Coordinator {
   // The pool for the target of the job in progress, or of the last one.
   std::shared_ptr<ConnectionPool> target_pool() const;
   absl::StatusOr<v1::CopyProgress> ReadProgress(ConnectionPool& pool);
+  // What copy and verify check before opening a job: the source is reachable with a
+  // supported TimescaleDB, and the target has __backfill (else `no_schema_message`). Returns
+  // a pool for the target.
+  absl::StatusOr<std::shared_ptr<ConnectionPool>> PrepareJob(const v1::Databases& databases,
+                                                             absl::string_view no_schema_message);
   // Opens the job `proto` describes, or joins it when the same one runs; refuses while
   // another runs. Sets `*pool` to the job's target pool.
   absl::StatusOr<std::shared_ptr<Job>> JoinJob(const Job& proto,
