@@ -15,6 +15,25 @@
 
 namespace backfill {
 
+namespace {
+
+// The fields a copy and a verification of the same leased task share.
+template <typename Spec>
+void FillFromTask(const v1::Task& task, Spec* spec) {
+  spec->task_id = task.task_id();
+  spec->lease_epoch = task.lease_epoch();
+  spec->source_chunk_schema = task.source_chunk_schema();
+  spec->source_chunk_name = task.source_chunk_name();
+  spec->target_chunk_schema = task.target_chunk_schema();
+  spec->target_chunk_name = task.target_chunk_name();
+  spec->time_column = task.time_column();
+  spec->time_type = task.time_type();
+  spec->cut = task.cut();
+  spec->until_literal = task.until_literal();
+}
+
+}  // namespace
+
 std::string DefaultWorkerName() {
   char host[256] = {};
   (void)gethostname(host, sizeof(host) - 1);
@@ -189,16 +208,7 @@ void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chu
                       v1::ReportTaskRequest* report) {
   const v1::Task& task = lease.task();
   CopySpec spec;
-  spec.task_id = task.task_id();
-  spec.lease_epoch = task.lease_epoch();
-  spec.source_chunk_schema = task.source_chunk_schema();
-  spec.source_chunk_name = task.source_chunk_name();
-  spec.target_chunk_schema = task.target_chunk_schema();
-  spec.target_chunk_name = task.target_chunk_name();
-  spec.time_column = task.time_column();
-  spec.time_type = task.time_type();
-  spec.cut = task.cut();
-  spec.until_literal = task.until_literal();
+  FillFromTask(task, &spec);
   spec.skip_invalidation = skip_invalidation_;
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
   if (!outcome.ok()) {
@@ -228,18 +238,9 @@ void Worker::VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& c
                         v1::ReportTaskRequest* report) {
   const v1::Task& task = lease.task();
   VerifySpec spec;
-  spec.task_id = task.task_id();
-  spec.lease_epoch = task.lease_epoch();
+  FillFromTask(task, &spec);
   spec.hypertable_schema = task.hypertable_schema();
   spec.hypertable_name = task.hypertable_name();
-  spec.source_chunk_schema = task.source_chunk_schema();
-  spec.source_chunk_name = task.source_chunk_name();
-  spec.target_chunk_schema = task.target_chunk_schema();
-  spec.target_chunk_name = task.target_chunk_name();
-  spec.time_column = task.time_column();
-  spec.time_type = task.time_type();
-  spec.cut = task.cut();
-  spec.until_literal = task.until_literal();
   spec.row_hash = lease.row_hash();
   absl::StatusOr<VerifyOutcome> outcome = VerifyChunk(*source_, *target_, spec);
   if (!outcome.ok()) {
