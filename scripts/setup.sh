@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgoogle-glog-dev libcli11-dev libgtest-dev libgmock-dev libpq-dev
   postgresql-15 postgresql-client-15
-  clang-format clang-tidy openssl
+  clang-format clang-tidy openssl iproute2
 )
 
 missing=()

@@ -21,6 +21,13 @@
 namespace backfill::testing {
 namespace {
 
+PgClusterOptions Options(bool preload_timescaledb, const std::string& name) {
+  PgClusterOptions options;
+  options.preload_timescaledb = preload_timescaledb;
+  options.name = name;
+  return options;
+}
+
 TEST(RunProcessTest, CapturesStdoutStderrAndExitCode) {
   ProcessResult result = RunProcess({"sh", "-c", "echo to-out; echo to-err >&2; exit 3"});
   EXPECT_EQ(result.exit_code, 3);
@@ -128,7 +135,7 @@ TEST(FreeLoopbackPortTest, ReturnsBindablePort) {
 }
 
 TEST(PgClusterTest, StartQueryRestart) {
-  absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start({true, "selftest"});
+  absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start(Options(true, "selftest"));
   ASSERT_TRUE(started.ok()) << started.status();
   std::unique_ptr<PgCluster> cluster = std::move(*started);
   const std::string dir = cluster->dir();
@@ -201,7 +208,8 @@ TEST(PgClusterTest, StartQueryRestart) {
 }
 
 TEST(PgClusterTest, WithoutPreloadHasNoTimescale) {
-  absl::StatusOr<std::unique_ptr<PgCluster>> cluster = PgCluster::Start({false, "nopreload"});
+  absl::StatusOr<std::unique_ptr<PgCluster>> cluster =
+      PgCluster::Start(Options(false, "nopreload"));
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   EXPECT_FALSE((*cluster)->has_timescaledb());
   EXPECT_EQ((*cluster)->QueryValue("postgres", "show shared_preload_libraries").value_or("?"), "");
@@ -211,7 +219,7 @@ TEST(PgClusterTest, WithoutPreloadHasNoTimescale) {
 class SharedClusterTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start({true, "shared"});
+    absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start(Options(true, "shared"));
     ASSERT_TRUE(started.ok()) << started.status();
     cluster_ = std::move(*started).release();
   }

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -201,8 +202,10 @@ std::string TimescaleMissingReason() {
   return so_path + " missing";
 }
 
-PgCluster::PgCluster(std::string dir, bool preload_timescaledb)
-    : dir_(std::move(dir)), preload_timescaledb_(preload_timescaledb) {}
+PgCluster::PgCluster(std::string dir, bool preload_timescaledb, PgClusterOptions options)
+    : dir_(std::move(dir)),
+      preload_timescaledb_(preload_timescaledb),
+      options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptions& options) {
   std::string dir_template =
@@ -212,7 +215,7 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptio
   }
   bool preload = options.preload_timescaledb && TimescaleMissingReason().empty();
   // From here on the destructor stops whatever was started and removes the dir.
-  std::unique_ptr<PgCluster> cluster(new PgCluster(dir_template, preload));
+  std::unique_ptr<PgCluster> cluster(new PgCluster(dir_template, preload, options));
 
   if (RunningAsRoot()) {
     absl::Status status = ChownToPostgres(cluster->dir_);
@@ -223,6 +226,11 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptio
                                             "postgres", "--no-sync", "-E", "UTF8", "--locale=C"},
                                            180);
   if (!status.ok()) return status;
+  if (!options.trusted_network.empty()) {
+    std::ofstream hba(cluster->data_dir() + "/pg_hba.conf", std::ios::app);
+    hba << "host all postgres " << options.trusted_network << " trust\n";
+    if (!hba) return absl::InternalError("could not extend pg_hba.conf");
+  }
 
   for (int attempt = 1;; ++attempt) {
     cluster->port_ = FreeLoopbackPort();
@@ -268,18 +276,26 @@ PgCluster::~PgCluster() {
 }
 
 std::string PgCluster::Dsn(const std::string& dbname) const {
-  return absl::StrCat("host=127.0.0.1 port=", port_,
+  return absl::StrCat("host=", options_.listen_address, " port=", port_,
+                      " user=postgres dbname=", ConninfoValue(dbname));
+}
+
+std::string PgCluster::LocalDsn(const std::string& dbname) const {
+  if (options_.netns.empty()) return Dsn(dbname);
+  return absl::StrCat("host=", dir_, " port=", port_,
                       " user=postgres dbname=", ConninfoValue(dbname));
 }
 
 std::string PgCluster::Uri(const std::string& dbname) const {
-  return absl::StrCat("postgresql://postgres@127.0.0.1:", port_, "/", PercentEncode(dbname));
+  return absl::StrCat("postgresql://postgres@", options_.listen_address, ":", port_, "/",
+                      PercentEncode(dbname));
 }
 
 absl::Status PgCluster::RunPgTool(const std::string& tool, const std::vector<std::string>& args,
                                   int timeout_seconds) {
   std::vector<std::string> argv;
-  if (RunningAsRoot()) argv = {"runuser", "-u", "postgres", "--"};
+  if (!options_.netns.empty()) argv = {"ip", "netns", "exec", options_.netns};
+  if (RunningAsRoot()) argv.insert(argv.end(), {"runuser", "-u", "postgres", "--"});
   argv.push_back(PgBinDir() + "/" + tool);
   argv.insert(argv.end(), args.begin(), args.end());
   // Run from the cluster dir: the caller's cwd may not be readable by user postgres.
@@ -292,7 +308,7 @@ absl::Status PgCluster::RunPgTool(const std::string& tool, const std::vector<std
 
 std::string PgCluster::ServerOptions() const {
   std::vector<std::string> settings = {
-      "listen_addresses=127.0.0.1",
+      absl::StrCat("listen_addresses=", options_.listen_address),
       absl::StrCat("port=", port_),
       absl::StrCat("unix_socket_directories=", dir_),
       "fsync=off",
@@ -358,7 +374,7 @@ absl::Status PgCluster::CreateDatabaseWithoutTimescale(const std::string& name) 
 }
 
 absl::StatusOr<QueryRows> PgCluster::Query(const std::string& dbname, const std::string& sql) {
-  absl::StatusOr<PgConnPtr> conn = Connect(Dsn(dbname));
+  absl::StatusOr<PgConnPtr> conn = Connect(LocalDsn(dbname));
   if (!conn.ok()) return conn.status();
   absl::StatusOr<PgResultPtr> result = Execute(conn->get(), sql);
   if (!result.ok()) return result.status();
@@ -382,7 +398,7 @@ absl::StatusOr<QueryRows> PgCluster::Query(const std::string& dbname, const std:
 }
 
 absl::Status PgCluster::Exec(const std::string& dbname, const std::string& sql) {
-  absl::StatusOr<PgConnPtr> conn = Connect(Dsn(dbname));
+  absl::StatusOr<PgConnPtr> conn = Connect(LocalDsn(dbname));
   if (!conn.ok()) return conn.status();
   return Execute(conn->get(), sql).status();
 }

@@ -29,6 +29,14 @@ struct PgClusterOptions {
   bool preload_timescaledb = true;
   // Short label used in the temp dir name; characters other than [A-Za-z0-9_-] are replaced.
   std::string name = "pg";
+  // Run the server inside this network namespace (`ip netns exec`), for multi-host tests; the
+  // harness's own queries then go through the unix socket in dir().
+  std::string netns;
+  // The address the server listens on and Dsn()/Uri() name.
+  std::string listen_address = "127.0.0.1";
+  // A CIDR (e.g. "10.231.0.0/24") from which user postgres may connect without a password,
+  // added to pg_hba.conf; loopback is always trusted.
+  std::string trusted_network;
 };
 
 // Rows of a query result as text; nullopt for SQL NULL.
@@ -51,10 +59,10 @@ class PgCluster {
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;
 
-  // libpq key/value connection string: "host=127.0.0.1 port=N user=postgres dbname=<dbname>"
+  // libpq key/value connection string: "host=<listen address> port=N user=postgres dbname=<dbname>"
   // (dbname is quoted only if it needs to be).
   std::string Dsn(const std::string& dbname = "postgres") const;
-  // "postgresql://postgres@127.0.0.1:N/<dbname>" (dbname percent-encoded where needed).
+  // "postgresql://postgres@<listen address>:N/<dbname>" (dbname percent-encoded where needed).
   std::string Uri(const std::string& dbname = "postgres") const;
 
   int port() const { return port_; }
@@ -88,7 +96,11 @@ class PgCluster {
   absl::Status Stop();
 
  private:
-  PgCluster(std::string dir, bool preload_timescaledb);
+  PgCluster(std::string dir, bool preload_timescaledb, PgClusterOptions options);
+
+  // The connection string for the harness's own queries: Dsn(), or the unix socket when the
+  // server lives in another network namespace.
+  std::string LocalDsn(const std::string& dbname) const;
 
   // Runs a PostgreSQL tool (bin dir name, e.g. "pg_ctl") with `args`, as user postgres when we
   // are root. Error status with the output on a non-zero exit.
@@ -103,6 +115,7 @@ class PgCluster {
 
   std::string dir_;
   bool preload_timescaledb_;
+  PgClusterOptions options_;
   int port_ = -1;
   bool has_timescaledb_ = false;
   bool maybe_running_ = false;  // pg_ctl start/restart has been attempted since the last stop.
