@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 #include <google/protobuf/util/json_util.h>
+#include <prometheus/registry.h>
 
 #include <algorithm>
 #include <utility>
@@ -15,7 +16,15 @@
 
 namespace backfill {
 
-Coordinator::Coordinator(CoordinatorOptions options) : options_(std::move(options)) {}
+Coordinator::Coordinator(CoordinatorOptions options)
+    : options_(std::move(options)),
+      registry_(std::make_shared<prometheus::Registry>()),
+      metrics_(*registry_),
+      workers_(options_.lease_timeout) {}
+
+void Coordinator::SawWorker(const std::string& worker_id) {
+  metrics_.connected_workers.Set(workers_.Seen(worker_id, absl::Now()));
+}
 
 absl::StatusOr<std::unique_ptr<pg::Connection>> Coordinator::Open(const std::string& conninfo,
                                                                   const std::string& role) const {
@@ -40,6 +49,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
       absl::StrCat(request.worker_name(), "#", kRun, ".", ++workers_registered_));
   response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
   LOG(INFO) << "worker " << response.worker_id() << " registered";
+  SawWorker(response.worker_id());
   return response;
 }
 
@@ -48,6 +58,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   response.set_kind(v1::LeaseTaskResponse::WAIT);
   response.set_retry_after_ms(absl::ToInt64Milliseconds(options_.idle_retry));
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id is required");
+  SawWorker(request.worker_id());
   std::shared_ptr<Job> job;
   std::shared_ptr<ConnectionPool> pool;
   {
@@ -106,6 +117,13 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     job->task_names[task->task_id()] = {
         chunk, DisplayName(task->hypertable_schema(), task->hypertable_name())};
   }
+  metrics_.lease_grants.Increment();
+  const std::string previous_holder = row->Get(0, 12);
+  if (!previous_holder.empty()) {
+    metrics_.lease_expiries.Increment();
+    LOG(WARNING) << "lease on chunk " << chunk << " (task " << task->task_id()
+                 << ") held by worker " << previous_holder << " expired; granting it again";
+  }
   LOG(INFO) << (verify ? "leased verification of chunk " : "leased chunk ") << chunk << " (task "
             << task->task_id() << ", epoch " << task->lease_epoch() << ") to worker "
             << request.worker_id();
@@ -113,6 +131,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
 }
 
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  if (!request.worker_id().empty()) SawWorker(request.worker_id());
   std::shared_ptr<ConnectionPool> pool = target_pool();
   if (pool == nullptr) {
     return absl::FailedPreconditionError("no copy has run on this coordinator; unknown lease");
@@ -145,6 +164,7 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   if (request.worker_id().empty() || request.task_id() <= 0) {
     return absl::InvalidArgumentError("a report needs worker_id and task_id");
   }
+  SawWorker(request.worker_id());
   // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
   if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
   const std::string not_yours =
@@ -168,6 +188,14 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
       if (!held.ok()) return held.status();
       if (!held->GetBool(0, 0)) return absl::FailedPreconditionError(not_yours);
     }
+  }
+  if (request.outcome() == v1::ReportTaskRequest::COPIED) {
+    metrics_.chunks_copied.Increment();
+    metrics_.rows_copied.Increment(static_cast<double>(request.rows()));
+    metrics_.bytes_copied.Increment(static_cast<double>(request.bytes()));
+    metrics_.chunk_copy_seconds.Observe(static_cast<double>(request.duration_ms()) / 1000);
+  } else if (request.outcome() == v1::ReportTaskRequest::FAILED) {
+    metrics_.chunks_failed.Increment();
   }
   if (job != nullptr) {
     absl::MutexLock lock(&mu_);
@@ -211,6 +239,14 @@ absl::StatusOr<v1::CopyProgress> Coordinator::ReadProgress(ConnectionPool& pool)
   progress.set_tasks_failed(row->GetInt(0, 2));
   progress.set_rows_copied(row->GetInt(0, 3));
   progress.set_bytes_copied(row->GetInt(0, 4));
+  progress.set_tasks_leased(row->GetInt(0, 5));
+  metrics_.tasks_done.Set(static_cast<double>(progress.tasks_done()));
+  metrics_.tasks_failed.Set(static_cast<double>(progress.tasks_failed()));
+  metrics_.tasks_leased.Set(static_cast<double>(progress.tasks_leased()));
+  metrics_.tasks_pending.Set(static_cast<double>(
+      std::max<int64_t>(0, progress.tasks_total() - progress.tasks_done() -
+                               progress.tasks_failed() - progress.tasks_leased())));
+  metrics_.connected_workers.Set(workers_.Connected(absl::Now()));
   return progress;
 }
 
@@ -335,8 +371,8 @@ void Coordinator::LeaveJob(const std::shared_ptr<Job>& job) {
   if (--job->followers == 0 && job_ == job) job_ = nullptr;
 }
 
-absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& request,
-                                                       const std::function<bool()>& keep_going) {
+absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
+    const v1::VerifyRequest& request, const std::function<bool(const v1::CopyProgress&)>& emit) {
   const v1::Databases& databases = request.databases();
   absl::StatusOr<std::shared_ptr<ConnectionPool>> prepared =
       PrepareJob(databases,
@@ -384,8 +420,13 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(const v1::VerifyRequest& 
       continue;
     }
     unreachable_since = absl::InfiniteFuture();
-    if (progress->GetInt(0, 1) + progress->GetInt(0, 2) >= progress->GetInt(0, 0)) break;
-    if (!keep_going()) {
+    v1::CopyProgress update;
+    update.set_tasks_total(progress->GetInt(0, 0));
+    update.set_tasks_done(progress->GetInt(0, 1));
+    update.set_tasks_failed(progress->GetInt(0, 2));
+    update.set_tasks_leased(progress->GetInt(0, 4));
+    if (update.tasks_done() + update.tasks_failed() >= update.tasks_total()) break;
+    if (!emit(update)) {
       LeaveJob(job);
       return absl::CancelledError("the client went away; no new verifications are leased");
     }

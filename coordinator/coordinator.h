@@ -20,6 +20,11 @@
 #include "absl/time/time.h"
 #include "backfill.pb.h"
 #include "common/connection_pool.h"
+#include "coordinator/metrics.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
 
 namespace backfill {
 
@@ -57,12 +62,16 @@ class Coordinator {
   absl::Status Copy(const v1::CopyRequest& request,
                     const std::function<bool(const v1::CopyProgress&)>& emit);
   // Opens a verify job: every copied task is verified again, leased to workers like copies;
-  // returns the report once all are done. `keep_going` returning false (the caller went
-  // away) stops it early with kCancelled.
-  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request,
-                                            const std::function<bool()>& keep_going);
+  // returns the report once all are done. Progress goes through `emit` every
+  // progress_interval; `emit` returning false (the caller went away) stops it early with
+  // kCancelled.
+  absl::StatusOr<v1::VerifyResponse> Verify(
+      const v1::VerifyRequest& request, const std::function<bool(const v1::CopyProgress&)>& emit);
   absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
   absl::StatusOr<v1::RefreshCaggsResponse> RefreshCaggs(const v1::RefreshCaggsRequest& request);
+
+  // The metrics this coordinator keeps, for a MetricsServer to serve.
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
  private:
   struct Job {
@@ -90,7 +99,13 @@ class Coordinator {
                                                std::shared_ptr<ConnectionPool>* pool);
   void LeaveJob(const std::shared_ptr<Job>& job);
 
+  // Records that `worker_id` called, for the connected-workers gauge.
+  void SawWorker(const std::string& worker_id);
+
   const CoordinatorOptions options_;
+  const std::shared_ptr<prometheus::Registry> registry_;
+  CoordinatorMetrics metrics_;
+  WorkerTracker workers_;
   std::atomic<int64_t> workers_registered_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<Job> job_ ABSL_GUARDED_BY(mu_);

@@ -10,6 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "common/auth.h"
 #include "common/logging.h"
+#include "common/metrics_server.h"
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/server.h"
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls.cert, "serve TLS with this certificate (PEM)");
   app.add_option("--tls-key", tls.key, "private key of --tls-cert (PEM)");
   app.add_option("--tls-client-ca", tls.ca, "require client certificates signed by this CA (PEM)");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
   try {
     app.parse(argc, argv);
@@ -76,6 +80,17 @@ int main(int argc, char** argv) {
   options.heartbeat_interval = absl::Milliseconds(heartbeat_ms);
   options.max_attempts = max_attempts;
   backfill::Coordinator coordinator(options);
+  std::unique_ptr<backfill::MetricsServer> metrics;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<backfill::MetricsServer>> started =
+        backfill::MetricsServer::Start(metrics_listen, coordinator.registry());
+    if (!started.ok()) {
+      std::cerr << "backfill-coordinator: " << started.status().message() << "\n";
+      return 1;
+    }
+    metrics = *std::move(started);
+    std::cout << "backfill-coordinator serving metrics on port " << metrics->port() << std::endl;
+  }
   // Signals are blocked before gRPC starts its threads; the watcher shuts the server down.
   std::atomic<backfill::CoordinatorServer*> running{nullptr};
   backfill::WatchTerminationSignals(

@@ -87,10 +87,20 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     }));
   }
   grpc::Status Verify(grpc::ServerContext* context, const v1::VerifyRequest* request,
-                      v1::VerifyResponse* response) override {
+                      grpc::ServerWriter<v1::VerifyUpdate>* writer) override {
     if (grpc::Status auth = Authorize(context, token_, "Verify"); !auth.ok()) return auth;
-    return Respond(coordinator_->Verify(*request, [context] { return !context->IsCancelled(); }),
-                   response);
+    absl::StatusOr<v1::VerifyResponse> report =
+        coordinator_->Verify(*request, [&](const v1::CopyProgress& progress) {
+          v1::VerifyUpdate update;
+          *update.mutable_progress() = progress;
+          return !context->IsCancelled() && writer->Write(update);
+        });
+    if (!report.ok()) return ToGrpcStatus(report.status());
+    v1::VerifyUpdate last;
+    *last.mutable_report() = *std::move(report);
+    last.set_finished(true);
+    writer->Write(last);
+    return grpc::Status::OK;
   }
   grpc::Status Clean(grpc::ServerContext* context, const v1::CleanRequest* request,
                      v1::CleanResponse* response) override {

@@ -15,28 +15,21 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/auth.h"
+#include "common/json.h"
+#include "common/pg.h"
 #include "common/quote.h"
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/server.h"
 #include "ctl/control_client.h"
+#include "ctl/progress.h"
+#include "ctl/status.h"
 #include "proto/credentials.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/worker.h"
 
 namespace backfill {
 namespace {
-
-std::string HumanBytes(int64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
-}
 
 int Fail(const absl::Status& status) {
   std::cerr << "error: " << status.message() << std::endl;
@@ -125,38 +118,103 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   return kExitOk;
 }
 
+ProgressCounts CountsOf(const v1::CopyProgress& progress) {
+  ProgressCounts counts;
+  counts.total = progress.tasks_total();
+  counts.done = progress.tasks_done();
+  counts.failed = progress.tasks_failed();
+  counts.leased = progress.tasks_leased();
+  counts.rows = progress.rows_copied();
+  counts.bytes = progress.bytes_copied();
+  return counts;
+}
+
+const char* OutcomeName(v1::ReportTaskRequest::Outcome outcome) {
+  switch (outcome) {
+    case v1::ReportTaskRequest::COPIED:
+      return "copied";
+    case v1::ReportTaskRequest::SOURCE_MISSING:
+      return "source_missing";
+    case v1::ReportTaskRequest::FAILED:
+      return "failed";
+    case v1::ReportTaskRequest::FENCED:
+      return "fenced";
+    case v1::ReportTaskRequest::VERIFIED:
+      return "verified";
+    default:
+      return "unknown";
+  }
+}
+
+std::string EventJson(const v1::TaskEvent& e) {
+  return absl::StrCat("{\"event\":\"chunk\",\"chunk\":", JsonQuote(e.chunk()),
+                      ",\"hypertable\":", JsonQuote(e.hypertable()),
+                      ",\"worker\":", JsonQuote(e.worker_id()), ",\"outcome\":\"",
+                      OutcomeName(e.outcome()), "\",\"rows\":", e.rows(), ",\"bytes\":", e.bytes(),
+                      ",\"error\":", JsonQuote(e.error()), "}");
+}
+
+// Progress goes to stderr (a bar on a terminal, else a line per interval), JSON to stdout.
+ProgressStyle StyleFor(const CtlOptions& options, bool json_progress) {
+  if (options.quiet) return ProgressStyle::kQuiet;
+  if (options.json && json_progress) return ProgressStyle::kJson;
+  return StderrIsTerminal() ? ProgressStyle::kBar : ProgressStyle::kLines;
+}
+
 int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded) {
   v1::CopyRequest request;
   *request.mutable_databases() = options.databases;
   absl::Time start = absl::Now();
   v1::CopyProgress last;
+  const ProgressStyle style = StyleFor(options, /*json_progress=*/true);
+  const bool json = style == ProgressStyle::kJson;
+  ProgressDisplay display(style, "copied", json ? std::cout : std::cerr, options.progress_interval,
+                          TerminalWidth());
+  // Chunk lines on stdout: without a terminal always, on one only with -v (the bar says it).
+  const bool chunk_lines =
+      style == ProgressStyle::kLines || (style == ProgressStyle::kBar && options.verbose);
   int64_t shown = -1;  // finished chunks printed so far, counting those done before this run
   auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
-      std::cout << "Copying " << progress.tasks_total() - progress.tasks_done()
-                << " pending chunks of " << progress.tasks_total() << " staged" << std::endl;
+      const int64_t pending = progress.tasks_total() - progress.tasks_done();
+      if (json) {
+        std::cout << "{\"event\":\"start\",\"chunks_total\":" << progress.tasks_total()
+                  << ",\"chunks_pending\":" << pending << "}" << std::endl;
+      } else if (style != ProgressStyle::kQuiet) {
+        std::cout << "Copying " << pending << " pending chunks of " << progress.tasks_total()
+                  << " staged" << std::endl;
+      }
       shown = progress.tasks_done() - progress.events_size();
     }
     for (const v1::TaskEvent& e : progress.events()) {
-      switch (e.outcome()) {
-        case v1::ReportTaskRequest::COPIED:
-          std::cout << "[" << ++shown << "/" << progress.tasks_total() << "] copied chunk "
-                    << e.chunk() << " (" << e.rows() << " rows, " << HumanBytes(e.bytes()) << ")"
-                    << std::endl;
-          break;
-        case v1::ReportTaskRequest::SOURCE_MISSING:
-          std::cout << "[" << ++shown << "/" << progress.tasks_total() << "] skipped chunk "
-                    << e.chunk() << ": it no longer exists on the source" << std::endl;
-          break;
-        case v1::ReportTaskRequest::FAILED:
-          if (!progress.finished()) {
-            std::cerr << "chunk " << e.chunk() << " failed (will retry): " << e.error()
-                      << std::endl;
-          }
-          break;
-        default:
-          break;
+      const bool counted = e.outcome() == v1::ReportTaskRequest::COPIED ||
+                           e.outcome() == v1::ReportTaskRequest::SOURCE_MISSING;
+      if (counted) ++shown;
+      if (json) {
+        // The last message ends with the failed tasks, listed again in "finished".
+        if (counted || !progress.finished()) std::cout << EventJson(e) << std::endl;
+        continue;
       }
+      if (e.outcome() == v1::ReportTaskRequest::FAILED && !progress.finished() &&
+          style != ProgressStyle::kQuiet) {
+        display.Clear();
+        std::cerr << "chunk " << e.chunk() << " failed (will retry): " << e.error() << std::endl;
+      }
+      if (!chunk_lines || !counted) continue;
+      display.Clear();
+      std::cout << "[" << shown << "/" << progress.tasks_total() << "] ";
+      if (e.outcome() == v1::ReportTaskRequest::COPIED) {
+        std::cout << "copied chunk " << e.chunk() << " (" << e.rows() << " rows, "
+                  << HumanBytes(e.bytes()) << ")" << std::endl;
+      } else {
+        std::cout << "skipped chunk " << e.chunk() << ": it no longer exists on the source"
+                  << std::endl;
+      }
+    }
+    if (progress.finished()) {
+      display.Finish(CountsOf(progress), absl::Now());
+    } else {
+      display.Update(CountsOf(progress), absl::Now());
     }
     last = progress;
   };
@@ -177,12 +235,14 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
     const absl::Time now = absl::Now();
     if (lost_since == absl::InfiniteFuture()) {
       lost_since = now;
+      display.Clear();
       std::cerr << "lost the coordinator (" << status.message() << "); reconnecting for up to "
                 << absl::FormatDuration(options.reconnect_timeout) << std::endl;
     }
     if (now - lost_since > options.reconnect_timeout) break;
     absl::SleepFor(absl::Seconds(1));
   }
+  display.Clear();
   if (embedded != nullptr) {
     embedded->StopWorkers();
     embedded->Join();
@@ -194,10 +254,25 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
     return kExitInterrupted;
   }
   if (!status.ok()) return Fail(status);
-  std::cout << "Copied " << last.tasks_done() << " of " << last.tasks_total() << " chunks ("
-            << last.rows_copied() << " rows, " << HumanBytes(last.bytes_copied()) << ") in "
-            << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))) << "."
-            << std::endl;
+  const absl::Duration elapsed = absl::Trunc(absl::Now() - start, absl::Milliseconds(1));
+  if (json) {
+    std::string failed;
+    for (const v1::TaskEvent& e : last.events()) {
+      if (e.outcome() != v1::ReportTaskRequest::FAILED) continue;
+      absl::StrAppend(&failed, failed.empty() ? "" : ",", "{\"chunk\":", JsonQuote(e.chunk()),
+                      ",\"error\":", JsonQuote(e.error()), "}");
+    }
+    std::cout << "{\"event\":\"finished\",\"chunks_total\":" << last.tasks_total()
+              << ",\"chunks_done\":" << last.tasks_done()
+              << ",\"chunks_failed\":" << last.tasks_failed() << ",\"rows\":" << last.rows_copied()
+              << ",\"bytes\":" << last.bytes_copied()
+              << ",\"elapsed_seconds\":" << absl::ToDoubleSeconds(elapsed) << ",\"failed\":["
+              << failed << "]}" << std::endl;
+  } else {
+    std::cout << "Copied " << last.tasks_done() << " of " << last.tasks_total() << " chunks ("
+              << last.rows_copied() << " rows, " << HumanBytes(last.bytes_copied()) << ") in "
+              << absl::FormatDuration(elapsed) << "." << std::endl;
+  }
   if (last.tasks_failed() > 0) {
     std::cerr << last.tasks_failed() << " chunks failed:" << std::endl;
     for (const v1::TaskEvent& e : last.events()) {
@@ -209,7 +284,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
               << std::endl;
     return kExitTasksFailed;
   }
-  std::cout << "Execute the 'verify' command to assert data integrity." << std::endl;
+  if (!json) std::cout << "Execute the 'verify' command to assert data integrity." << std::endl;
   return kExitOk;
 }
 
@@ -217,7 +292,12 @@ int RunVerify(ControlClient& client, const CtlOptions& options) {
   v1::VerifyRequest request;
   *request.mutable_databases() = options.databases;
   request.set_row_hash(options.row_hash);
-  absl::StatusOr<v1::VerifyResponse> response = client.Verify(request);
+  ProgressDisplay display(StyleFor(options, /*json_progress=*/false), "verified", std::cerr,
+                          options.progress_interval, TerminalWidth());
+  absl::StatusOr<v1::VerifyResponse> response = client.Verify(
+      request,
+      [&](const v1::CopyProgress& progress) { display.Update(CountsOf(progress), absl::Now()); });
+  display.Clear();
   if (!response.ok()) return Fail(response.status());
   if (options.json) {
     std::string json;
@@ -290,7 +370,23 @@ int RunRefreshCaggs(ControlClient& client, const CtlOptions& options) {
 
 }  // namespace
 
+int RunStatus(const CtlOptions& options) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+      pg::Connection::Open(options.databases.target(), "backfillctl", "target");
+  if (!target.ok()) return Fail(target.status());
+  absl::StatusOr<MigrationStatus> status = ReadMigrationStatus(**target);
+  if (!status.ok()) return Fail(status.status());
+  if (options.json) {
+    std::cout << FormatStatusJson(*status) << std::endl;
+  } else {
+    std::cout << FormatStatusText(*status) << std::flush;
+  }
+  return kExitOk;
+}
+
 int RunCommand(const CtlOptions& options) {
+  // status reads the target alone: no coordinator, no signals to handle.
+  if (options.command == "status") return RunStatus(options);
   std::unique_ptr<Embedded> embedded;
   std::string address = options.coordinator;
   std::string token = options.token;

@@ -26,9 +26,13 @@ struct CtlOptions {
   std::string filter;
   bool cascade_up = false;
   bool cascade_down = false;
-  int parallelism = 8;      // embedded mode only: local workers
-  bool row_hash = false;    // verify: also compare a hash of every row
-  bool json = false;        // verify: print the report as JSON
+  int parallelism = 8;    // embedded mode only: local workers
+  bool row_hash = false;  // verify: also compare a hash of every row
+  bool json = false;      // copy: JSON lines; verify: the report as JSON
+  bool quiet = false;     // copy, verify: no progress, only the outcome
+  bool verbose = false;   // copy on a terminal: also list every chunk above the bar
+  // Without a terminal, how often copy and verify print a progress line.
+  absl::Duration progress_interval = absl::Seconds(10);
   std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded
   // Bearer token for a running coordinator (from --token-file or BACKFILL_TOKEN).
   std::string token;

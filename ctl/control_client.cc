@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -65,9 +66,28 @@ absl::StatusOr<v1::StageResponse> ControlClient::Stage(const v1::StageRequest& r
       [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Stage(c, request, r); });
 }
 
-absl::StatusOr<v1::VerifyResponse> ControlClient::Verify(const v1::VerifyRequest& request) {
-  return impl_->Invoke<v1::VerifyResponse>(
-      [&](grpc::ClientContext* c, auto* r) { return impl_->stub->Verify(c, request, r); });
+absl::StatusOr<v1::VerifyResponse> ControlClient::Verify(
+    const v1::VerifyRequest& request,
+    const std::function<void(const v1::CopyProgress&)>& on_progress) {
+  grpc::ClientContext context;
+  impl_->Authenticate(&context);
+  std::unique_ptr<grpc::ClientReader<v1::VerifyUpdate>> reader =
+      impl_->stub->Verify(&context, request);
+  v1::VerifyUpdate update;
+  std::optional<v1::VerifyResponse> report;
+  while (reader->Read(&update)) {
+    if (update.finished()) {
+      report = update.report();
+    } else {
+      on_progress(update.progress());
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return impl_->Convert(status);
+  if (!report.has_value()) {
+    return absl::UnavailableError("the coordinator ended verify without a report");
+  }
+  return *std::move(report);
 }
 
 absl::StatusOr<v1::CleanResponse> ControlClient::Clean(const v1::CleanRequest& request) {

@@ -30,7 +30,10 @@ class ControlClient {
   absl::Status Copy(const v1::CopyRequest& request,
                     const std::function<void(const v1::CopyProgress&)>& on_progress);
   void CancelCopy();
-  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request);
+  // Calls `on_progress` while the verification runs, then returns its report.
+  absl::StatusOr<v1::VerifyResponse> Verify(
+      const v1::VerifyRequest& request,
+      const std::function<void(const v1::CopyProgress&)>& on_progress);
   absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
   absl::StatusOr<v1::RefreshCaggsResponse> RefreshCaggs(const v1::RefreshCaggsRequest& request);
 

@@ -26,6 +26,16 @@ void AddDatabases(CLI::App* command, backfill::CtlOptions* options, bool source)
       ->required();
 }
 
+void AddProgressFlags(CLI::App* command, backfill::CtlOptions* options, double* seconds) {
+  command->add_flag("-q,--quiet", options->quiet, "print no progress, only the outcome");
+  command
+      ->add_option("--progress-interval", *seconds,
+                   "seconds between progress lines when stderr is not a terminal (on a "
+                   "terminal a progress bar is drawn instead)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,6 +49,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   backfill::CtlOptions options;
   int verbosity = 0;
+  double progress_seconds = 10;
   app.add_option("--coordinator", options.coordinator,
                  "drive a running backfill-coordinator at HOST:PORT instead of an embedded one");
   std::string token_file;
@@ -73,6 +84,10 @@ int main(int argc, char** argv) {
                    "local workers in embedded mode (each holds two connections)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  AddProgressFlags(copy, &options, &progress_seconds);
+  copy->add_flag("--json", options.json,
+                 "print JSON lines on stdout: one per chunk, one per progress interval, and a "
+                 "last one with the outcome");
 
   CLI::App* verify = app.add_subcommand(
       "verify",
@@ -88,6 +103,7 @@ int main(int argc, char** argv) {
                    "also compare an order-independent hash of every row (catches a changed "
                    "value that keeps count, min, max and sum)");
   verify->add_flag("--json", options.json, "print the report as JSON");
+  AddProgressFlags(verify, &options, &progress_seconds);
 
   CLI::App* refresh = app.add_subcommand(
       "refresh-caggs",
@@ -105,6 +121,13 @@ int main(int argc, char** argv) {
       app.add_subcommand("clean", "drop the __backfill administrative schema from the target");
   AddDatabases(clean, &options, false);
 
+  CLI::App* status = app.add_subcommand(
+      "status",
+      "show the migration's progress from the target alone: chunks per hypertable, workers "
+      "and their chunks, failing chunks, throughput and ETA");
+  AddDatabases(status, &options, false);
+  status->add_flag("--json", options.json, "print the status as one JSON object");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -120,7 +143,9 @@ int main(int argc, char** argv) {
     return backfill::kExitUsage;
   }
   options.token = *token;
-  for (CLI::App* command : {stage, copy, verify, refresh, clean}) {
+  options.verbose = verbosity > 0;
+  options.progress_interval = absl::Seconds(progress_seconds);
+  for (CLI::App* command : {stage, copy, verify, refresh, clean, status}) {
     if (command->parsed()) options.command = command->get_name();
   }
   return backfill::RunCommand(options);

@@ -9,7 +9,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgoogle-glog-dev libcli11-dev libgtest-dev libgmock-dev libpq-dev
   postgresql-15 postgresql-client-15
-  clang-format clang-tidy openssl iproute2
+  prometheus-cpp-dev
+  clang-format clang-tidy openssl iproute2 python3 python3-yaml
 )
 
 missing=()

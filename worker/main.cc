@@ -8,9 +8,11 @@
 #include "common/argv_scrub.h"
 #include "common/auth.h"
 #include "common/logging.h"
+#include "common/metrics_server.h"
 #include "common/signals.h"
 #include "proto/credentials.h"
 #include "worker/grpc_coordinator_client.h"
+#include "worker/metrics.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls.cert,
                  "client certificate (PEM), when the coordinator requires one");
   app.add_option("--tls-key", tls.key, "client private key (PEM)");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
   try {
     app.parse(argc, argv);
@@ -71,8 +76,21 @@ int main(int argc, char** argv) {
     std::cerr << "backfill-worker: " << credentials.status().message() << "\n";
     return 2;
   }
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto metrics = std::make_shared<backfill::WorkerMetrics>(*registry);
+  std::unique_ptr<backfill::MetricsServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<backfill::MetricsServer>> started =
+        backfill::MetricsServer::Start(metrics_listen, registry);
+    if (!started.ok()) {
+      std::cerr << "backfill-worker: " << started.status().message() << "\n";
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    std::cout << "backfill-worker serving metrics on port " << metrics_server->port() << std::endl;
+  }
   backfill::GrpcCoordinatorClient client(coordinator, *token, *credentials);
-  backfill::Worker worker(options, &client);
+  backfill::Worker worker(options, &client, metrics);
   running = &worker;
   worker.Run();
   running = nullptr;

@@ -40,8 +40,47 @@ std::string DefaultWorkerName() {
   return absl::StrCat(host, ":", getpid());
 }
 
-Worker::Worker(WorkerOptions options, CoordinatorClient* client)
-    : options_(std::move(options)), client_(client) {}
+namespace {
+
+std::shared_ptr<WorkerMetrics> PrivateMetrics() {
+  // The registry must outlive the metrics that point into it: keep both in one object.
+  struct Owned {
+    prometheus::Registry registry;
+    WorkerMetrics metrics{registry};
+  };
+  auto owned = std::make_shared<Owned>();
+  return std::shared_ptr<WorkerMetrics>(owned, &owned->metrics);
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, CoordinatorClient* client,
+               std::shared_ptr<WorkerMetrics> metrics)
+    : options_(std::move(options)),
+      client_(client),
+      metrics_(metrics != nullptr ? std::move(metrics) : PrivateMetrics()) {}
+
+void Worker::RecordMetrics(const v1::ReportTaskRequest& report, absl::Duration took) {
+  switch (report.outcome()) {
+    case v1::ReportTaskRequest::COPIED:
+      metrics_->chunks_copied.Increment();
+      metrics_->rows_copied.Increment(static_cast<double>(report.rows()));
+      metrics_->bytes_copied.Increment(static_cast<double>(report.bytes()));
+      metrics_->chunk_copy_seconds.Observe(absl::ToDoubleSeconds(took));
+      break;
+    case v1::ReportTaskRequest::VERIFIED:
+      metrics_->chunks_verified.Increment();
+      break;
+    case v1::ReportTaskRequest::FAILED:
+      metrics_->chunks_failed.Increment();
+      break;
+    case v1::ReportTaskRequest::FENCED:
+      metrics_->chunks_fenced.Increment();
+      break;
+    default:
+      break;
+  }
+}
 
 void Worker::Stop() {
   absl::MutexLock lock(&mu_);
@@ -174,16 +213,21 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   });
 
   absl::Time start = absl::Now();
+  metrics_->busy.Increment();
   if (lease.work() == v1::LeaseTaskResponse::VERIFY) {
     VerifyTask(lease, chunk, &report);
   } else {
     CopyTask(lease, chunk, &report);
   }
+  metrics_->busy.Decrement();
   done.Notify();
   heartbeat.join();
   if (lease_lost && report.outcome() == v1::ReportTaskRequest::FAILED) {
     report.set_outcome(v1::ReportTaskRequest::FENCED);
   }
+  const absl::Duration took = absl::Now() - start;
+  report.set_duration_ms(absl::ToInt64Milliseconds(took));
+  RecordMetrics(report, took);
   if (report.outcome() == v1::ReportTaskRequest::FAILED) {
     LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << " failed: " << report.error();
   } else if (report.outcome() == v1::ReportTaskRequest::FENCED) {
@@ -193,7 +237,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
     LOG(INFO) << "worker " << worker_id_ << ": "
               << (report.outcome() == v1::ReportTaskRequest::VERIFIED ? "verified" : "copied")
               << " chunk " << chunk << " (" << report.rows() << " rows, " << report.bytes()
-              << " bytes) in " << absl::FormatDuration(absl::Now() - start);
+              << " bytes) in " << absl::FormatDuration(took);
   }
   absl::Status reported = client_->ReportTask(report);
   if (!reported.ok()) {

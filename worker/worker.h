@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "common/pg.h"
 #include "worker/coordinator_client.h"
+#include "worker/metrics.h"
 
 namespace backfill {
 
@@ -28,7 +29,10 @@ struct WorkerOptions {
 
 class Worker {
  public:
-  Worker(WorkerOptions options, CoordinatorClient* client);
+  // `metrics` may be shared by several workers in one process; null: metrics are kept in a
+  // registry nobody reads.
+  Worker(WorkerOptions options, CoordinatorClient* client,
+         std::shared_ptr<WorkerMetrics> metrics = nullptr);
 
   // Leases and copies tasks until Stop(). A task in progress is finished first.
   void Run();
@@ -46,9 +50,11 @@ class Worker {
   void VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
                   v1::ReportTaskRequest* report);
   absl::Status EnsureConnections(const v1::Databases& databases);
+  void RecordMetrics(const v1::ReportTaskRequest& report, absl::Duration took);
 
   const WorkerOptions options_;
   CoordinatorClient* const client_;
+  const std::shared_ptr<WorkerMetrics> metrics_;
   std::string worker_id_;
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
 

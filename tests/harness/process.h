@@ -95,6 +95,9 @@ std::string ReadFile(const std::string& path);
 // the socket), or -1 on failure. Another process may grab it before the caller binds it.
 int FreeLoopbackPort();
 
+// GET http://127.0.0.1:<port><path> (HTTP/1.0); the body of a 200 response, else "".
+std::string HttpGet(int port, const std::string& path);
+
 }  // namespace backfill::testing
 
 #endif  // BACKFILL_TESTS_HARNESS_PROCESS_H_

@@ -1,0 +1,175 @@
+#include "ctl/progress.h"
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace backfill {
+
+void RateMeter::Add(absl::Time now, const ProgressCounts& counts) {
+  samples_.push_back({now, counts.done, counts.rows, counts.bytes});
+  // Keep one sample older than the window, so the window is always spanned.
+  while (samples_.size() > 2 && now - samples_[1].time >= window_) samples_.pop_front();
+}
+
+double RateMeter::PerSecond(int64_t Sample::*field) const {
+  if (samples_.size() < 2) return 0;
+  const Sample& first = samples_.front();
+  const Sample& last = samples_.back();
+  const double seconds = absl::ToDoubleSeconds(last.time - first.time);
+  if (seconds <= 0) return 0;
+  return std::max(0.0, static_cast<double>(last.*field - first.*field) / seconds);
+}
+
+double RateMeter::ChunksPerSecond() const { return PerSecond(&Sample::done); }
+double RateMeter::RowsPerSecond() const { return PerSecond(&Sample::rows); }
+double RateMeter::BytesPerSecond() const { return PerSecond(&Sample::bytes); }
+
+std::optional<absl::Duration> RateMeter::Eta(const ProgressCounts& counts) const {
+  const int64_t left = counts.total - counts.done - counts.failed;
+  if (left <= 0) return absl::ZeroDuration();
+  const double rate = ChunksPerSecond();
+  if (rate <= 0) return std::nullopt;
+  return absl::Seconds(std::ceil(static_cast<double>(left) / rate));
+}
+
+std::string HumanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+std::string HumanCount(double count) {
+  if (count < 1000) return absl::StrFormat("%.0f", count);
+  const char* suffixes[] = {"k", "M", "G", "T"};
+  int i = -1;
+  while (count >= 1000 && i < 3) {
+    count /= 1000;
+    ++i;
+  }
+  return absl::StrFormat("%.1f%s", count, suffixes[i]);
+}
+
+std::string HumanDuration(absl::Duration d) {
+  const int64_t seconds = std::max<int64_t>(0, absl::ToInt64Seconds(d));
+  if (seconds < 60) return absl::StrCat(seconds, "s");
+  if (seconds < 3600) return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+  return absl::StrFormat("%dh%02dm", seconds / 3600, (seconds % 3600) / 60);
+}
+
+namespace {
+
+// Everything after the chunk counts, shared by the line and the bar.
+std::string Details(const ProgressCounts& counts, const RateMeter& rate, const char* sep) {
+  std::string out;
+  if (counts.rows > 0 || counts.bytes > 0) {
+    absl::StrAppend(&out, sep, HumanCount(static_cast<double>(counts.rows)), " rows", sep,
+                    HumanBytes(counts.bytes), sep,
+                    HumanBytes(static_cast<int64_t>(rate.BytesPerSecond())), "/s");
+  }
+  if (counts.failed > 0) absl::StrAppend(&out, sep, counts.failed, " failed");
+  std::optional<absl::Duration> eta = rate.Eta(counts);
+  absl::StrAppend(&out, sep, "ETA ", eta.has_value() ? HumanDuration(*eta) : "--");
+  return out;
+}
+
+}  // namespace
+
+std::string FormatProgress(const std::string& verb, const ProgressCounts& counts,
+                           const RateMeter& rate) {
+  return absl::StrCat(counts.done, "/", counts.total, " chunks ", verb,
+                      Details(counts, rate, ", "));
+}
+
+std::string RenderBar(const std::string& verb, const ProgressCounts& counts, const RateMeter& rate,
+                      int width) {
+  const std::string text = absl::StrCat(" ", counts.done, "/", counts.total, " chunks ", verb,
+                                        Details(counts, rate, "  "));
+  // The bar takes what the text leaves, between 10 and 40 columns.
+  const int room = width - static_cast<int>(text.size()) - 3;
+  const int bar = std::clamp(room, 10, 40);
+  const double fraction =
+      counts.total > 0 ? static_cast<double>(counts.done) / static_cast<double>(counts.total) : 0;
+  const int filled = static_cast<int>(std::floor(fraction * bar));
+  std::string line =
+      absl::StrCat("[", std::string(filled, '#'), std::string(bar - filled, '.'), "]", text);
+  if (static_cast<int>(line.size()) >= width) line.resize(std::max(0, width - 1));
+  return line;
+}
+
+std::string ProgressJson(const ProgressCounts& counts, const RateMeter& rate) {
+  std::optional<absl::Duration> eta = rate.Eta(counts);
+  return absl::StrFormat(
+      "{\"event\":\"progress\",\"chunks_total\":%d,\"chunks_done\":%d,\"chunks_failed\":%d,"
+      "\"chunks_in_progress\":%d,\"rows\":%d,\"bytes\":%d,\"rows_per_second\":%.1f,"
+      "\"bytes_per_second\":%.1f,\"eta_seconds\":%s}",
+      counts.total, counts.done, counts.failed, counts.leased, counts.rows, counts.bytes,
+      rate.RowsPerSecond(), rate.BytesPerSecond(),
+      eta.has_value() ? absl::StrCat(absl::ToInt64Seconds(*eta)) : "null");
+}
+
+ProgressDisplay::ProgressDisplay(ProgressStyle style, std::string verb, std::ostream& out,
+                                 absl::Duration interval, int width)
+    : style_(style), verb_(std::move(verb)), out_(out), interval_(interval), width_(width) {}
+
+void ProgressDisplay::Update(const ProgressCounts& counts, absl::Time now) {
+  rate_.Add(now, counts);
+  if (style_ == ProgressStyle::kQuiet) return;
+  const absl::Duration every = style_ == ProgressStyle::kBar ? absl::Milliseconds(200) : interval_;
+  if (now - last_emit_ < every) return;
+  last_emit_ = now;
+  Emit(counts);
+}
+
+void ProgressDisplay::Emit(const ProgressCounts& counts) {
+  switch (style_) {
+    case ProgressStyle::kBar:
+      out_ << "\r\033[K" << RenderBar(verb_, counts, rate_, width_) << std::flush;
+      bar_drawn_ = true;
+      break;
+    case ProgressStyle::kLines:
+      out_ << "progress: " << FormatProgress(verb_, counts, rate_) << std::endl;
+      break;
+    case ProgressStyle::kJson:
+      out_ << ProgressJson(counts, rate_) << std::endl;
+      break;
+    case ProgressStyle::kQuiet:
+      break;
+  }
+}
+
+void ProgressDisplay::Clear() {
+  if (!bar_drawn_) return;
+  out_ << "\r\033[K" << std::flush;
+  bar_drawn_ = false;
+  last_emit_ = absl::InfinitePast();
+}
+
+void ProgressDisplay::Finish(const ProgressCounts& counts, absl::Time now) {
+  rate_.Add(now, counts);
+  if (style_ == ProgressStyle::kBar) {
+    Clear();
+    return;
+  }
+  Emit(counts);
+}
+
+bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
+
+int TerminalWidth() {
+  struct winsize size {};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 20) return size.ws_col;
+  return 80;
+}
+
+}  // namespace backfill

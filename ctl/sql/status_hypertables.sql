@@ -1,0 +1,18 @@
+-- no parameters
+-- Per hypertable: the spec's progress query (total and finished chunks), with pending counted
+-- as the chunks not yet worked, plus what is in flight, failing, copied and verified.
+SELECT hypertable_schema,
+       hypertable_name,
+       count(*) AS total_chunks,
+       count(worked) AS finished_chunks,
+       count(*) FILTER (WHERE worked IS NULL) AS pending_chunks,
+       count(*) FILTER (WHERE lease_holder IS NOT NULL
+                        AND lease_expires_at > clock_timestamp()) AS in_progress,
+       count(*) FILTER (WHERE worked IS NULL AND last_error IS NOT NULL) AS failing,
+       coalesce(sum(rows_copied), 0) AS rows_copied,
+       coalesce(sum(bytes_copied), 0) AS bytes_copied,
+       count(verified) AS verified,
+       count(*) FILTER (WHERE verify_matches = false) AS differ
+FROM __backfill.task
+GROUP BY 1, 2
+ORDER BY 1, 2
