@@ -98,9 +98,10 @@ std::string RenderBar(const std::string& verb, const ProgressCounts& counts, con
   // The bar takes what the text leaves, between 10 and 40 columns.
   const int room = width - static_cast<int>(text.size()) - 3;
   const int bar = std::clamp(room, 10, 40);
-  const double fraction =
-      counts.total > 0 ? static_cast<double>(counts.done) / static_cast<double>(counts.total) : 0;
-  const int filled = static_cast<int>(std::floor(fraction * bar));
+  const int filled =
+      counts.total > 0
+          ? static_cast<int>(std::clamp<int64_t>(counts.done, 0, counts.total) * bar / counts.total)
+          : 0;
   std::string line =
       absl::StrCat("[", std::string(filled, '#'), std::string(bar - filled, '.'), "]", text);
   if (static_cast<int>(line.size()) >= width) line.resize(std::max(0, width - 1));

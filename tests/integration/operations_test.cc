@@ -236,6 +236,7 @@ TEST_F(OperationsTest, StatusShowsChunksWorkersFailuresAndThroughputFromTheTarge
 
   ProcessResult text = Ctl({"status", "--target", TargetDsn()});
   ASSERT_EQ(text.exit_code, 0) << text.err;
+  std::cerr << "[ INFO     ] backfillctl status, mid-copy:\n" << text.out;
   EXPECT_TRUE(absl::StrContains(text.out, "public.metrics")) << text.out;
   EXPECT_TRUE(absl::StrContains(text.out, "Throughput (last ")) << text.out;
   EXPECT_TRUE(absl::StrContains(text.out, "Workers holding chunks:\n  statusworker#")) << text.out;
