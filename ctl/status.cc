@@ -97,13 +97,17 @@ absl::StatusOr<MigrationStatus> ReadMigrationStatus(pg::Connection& target, doub
 std::string FormatStatusText(const MigrationStatus& status) {
   std::string out;
   if (status.hypertables.empty()) return "Nothing staged: __backfill.task is empty.\n";
-  const std::string row_format = "%-40s %8s %8s %8s %8s %8s %10s %11s %8s\n";
-  absl::StrAppendFormat(&out, row_format.c_str(), "HYPERTABLE", "CHUNKS", "DONE", "PENDING",
-                        "ACTIVE", "FAILING", "ROWS", "BYTES", "VERIFIED");
+  auto row = [&out](const std::string& label, const std::string& total, const std::string& done,
+                    const std::string& pending, const std::string& active,
+                    const std::string& failing, const std::string& rows, const std::string& bytes,
+                    const std::string& verified) {
+    absl::StrAppendFormat(&out, "%-40s %8s %8s %8s %8s %8s %10s %11s %8s\n", label, total, done,
+                          pending, active, failing, rows, bytes, verified);
+  };
+  row("HYPERTABLE", "CHUNKS", "DONE", "PENDING", "ACTIVE", "FAILING", "ROWS", "BYTES", "VERIFIED");
   auto line = [&](const std::string& label, const HypertableStatus& h) {
-    absl::StrAppendFormat(
-        &out, row_format.c_str(), label, absl::StrCat(h.total), absl::StrCat(h.finished),
-        absl::StrCat(h.pending), absl::StrCat(h.in_progress), absl::StrCat(h.failing),
+    row(label, absl::StrCat(h.total), absl::StrCat(h.finished), absl::StrCat(h.pending),
+        absl::StrCat(h.in_progress), absl::StrCat(h.failing),
         HumanCount(static_cast<double>(h.rows)), HumanBytes(h.bytes), absl::StrCat(h.verified));
   };
   for (const HypertableStatus& h : status.hypertables) line(DisplayName(h.schema, h.name), h);
@@ -134,9 +138,9 @@ std::string FormatStatusText(const MigrationStatus& status) {
   if (!status.leases.empty()) {
     absl::StrAppend(&out, "\nWorkers holding chunks:\n");
     for (const LeaseStatus& l : status.leases) {
-      absl::StrAppendFormat(&out, "  %s: %s %s (epoch %d, lease renews within %.0fs)\n", l.worker,
-                            l.work == "copy" ? "copying" : "verifying", l.chunk, l.epoch,
-                            l.expires_in_seconds);
+      absl::StrAppendFormat(
+          &out, "  %s: %s %s (epoch %d, lease expires in %.0fs without a heartbeat)\n", l.worker,
+          l.work == "copy" ? "copying" : "verifying", l.chunk, l.epoch, l.expires_in_seconds);
     }
   }
   if (!status.failing.empty()) {
