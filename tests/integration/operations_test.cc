@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -132,6 +133,7 @@ TEST_F(OperationsTest, WithoutATerminalCopyPrintsChunkLinesAndProgressLines) {
   EXPECT_TRUE(absl::StrContains(r.err, "progress: 6/6 chunks copied, 8.6k rows, ")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "ETA 0s")) << r.err;
   EXPECT_FALSE(absl::StrContains(r.err, "\r")) << "no bar without a terminal";
+  std::cerr << "[ INFO     ] copy without a terminal:\n" << r.out << r.err;
 
   ProcessResult quiet = Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-q"});
   ASSERT_EQ(quiet.exit_code, 0) << quiet.out << quiet.err;
@@ -183,6 +185,10 @@ TEST_F(OperationsTest, OnATerminalCopyDrawsAProgressBar) {
   EXPECT_TRUE(absl::StrContains(r.out, "ETA ")) << r.out;
   EXPECT_FALSE(absl::StrContains(r.out, "] copied chunk ")) << "chunk lines only with -v";
   EXPECT_TRUE(absl::StrContains(r.out, "Copied 6 of 6 chunks")) << r.out;
+  // The last bar drawn, as the terminal shows it.
+  const size_t bar = r.out.rfind("\r\033[K[");
+  std::cerr << "[ INFO     ] last bar: "
+            << r.out.substr(bar + 4, r.out.find('\r', bar + 4) - bar - 4) << std::endl;
   EXPECT_EQ(TargetValue(kRowsBelow), "8640");
 }
 
