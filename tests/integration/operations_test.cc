@@ -135,6 +135,12 @@ TEST_F(OperationsTest, WithoutATerminalCopyPrintsChunkLinesAndProgressLines) {
   EXPECT_FALSE(absl::StrContains(r.err, "\r")) << "no bar without a terminal";
   std::cerr << "[ INFO     ] copy without a terminal:\n" << r.out << r.err;
 
+  ProcessResult verify = Ctl(
+      {"verify", "--source", SourceDsn(), "--target", TargetDsn(), "--progress-interval", "0.1"});
+  ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_TRUE(absl::StrContains(verify.err, "progress: ")) << verify.err;
+  EXPECT_TRUE(absl::StrContains(verify.out, "Verified 6 chunks: 0 differ.")) << verify.out;
+
   ProcessResult quiet = Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-q"});
   ASSERT_EQ(quiet.exit_code, 0) << quiet.out << quiet.err;
   EXPECT_EQ(quiet.err, "");
