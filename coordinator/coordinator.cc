@@ -83,7 +83,8 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
                               << ended.status().message();
   } else {
     for (int i = 0; i < ended->rows(); ++i) {
-      LOG(WARNING) << "ended the target session of the expired lease on task " << ended->Get(i, 0);
+      LOG(WARNING) << "ended the target session of the expired lease on chunk " << ended->Get(i, 1)
+                   << " (task " << ended->Get(i, 0) << ") held by worker " << ended->Get(i, 2);
     }
   }
   const bool verify = job->work == v1::LeaseTaskResponse::VERIFY;

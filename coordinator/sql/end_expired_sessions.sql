@@ -3,7 +3,8 @@
 -- open transaction (and the row locks it holds in the target chunk) is rolled back before
 -- its task is granted again. The session is matched by pid and start time, so a reused pid
 -- is never hit. Returns one row per session ended.
-SELECT t.task_id, pg_catalog.pg_terminate_backend(a.pid)
+SELECT t.task_id, format('%I.%I', t.chunk_schema, t.chunk_name), t.lease_holder,
+       pg_catalog.pg_terminate_backend(a.pid)
 FROM __backfill.task t
 JOIN pg_catalog.pg_stat_activity a
   ON a.pid = t.lease_backend_pid AND a.backend_start = t.lease_backend_start
