@@ -48,15 +48,24 @@ bool SameLayout(const ColumnList& a, const ColumnList& b) {
   return true;
 }
 
-// COPY `select` on the source into `table (columns)` on the target, binary unless a column
-// type has no binary I/O.
-absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& target,
-                                    const std::string& select, const std::string& table,
-                                    const ColumnList& columns) {
+enum class Read {
+  kTable,  // COPY the table itself: its own heap rows, without the executor (fastest)
+  kQuery,  // COPY (SELECT ...): what a query sees, e.g. a compressed chunk's rows decompressed
+};
+
+// COPY the rows of `source_table` (only those matching `where`, if not empty) on the source
+// into `target_table (columns)` on the target, binary unless a column type has no binary I/O.
+absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& target, Read read,
+                                    const std::string& source_table, const std::string& where,
+                                    const std::string& target_table, const ColumnList& columns) {
   const std::string format = columns.binary ? "binary" : "text";
-  return target.CopyFrom(
-      source, absl::StrCat("COPY (", select, ") TO STDOUT (FORMAT ", format, ")"),
-      absl::StrCat("COPY ", table, " (", columns.names, ") FROM STDIN (FORMAT ", format, ")"));
+  const std::string out =
+      read == Read::kTable && where.empty()
+          ? absl::StrCat(source_table, " (", columns.names, ")")
+          : absl::StrCat("(SELECT ", columns.names, " FROM ", source_table, where, ")");
+  return target.CopyFrom(source, absl::StrCat("COPY ", out, " TO STDOUT (FORMAT ", format, ")"),
+                         absl::StrCat("COPY ", target_table, " (", columns.names,
+                                      ") FROM STDIN (FORMAT ", format, ")"));
 }
 
 absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk,
@@ -143,9 +152,9 @@ class Copier {
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<pg::CopyStats> stats = Relay(
-        source_, target_, absl::StrCat("SELECT ", columns->names, " FROM ", source_chunk_, where),
-        target_chunk_, *columns);
+    absl::StatusOr<pg::CopyStats> stats =
+        Relay(source_, target_, source_state.compressed() ? Read::kQuery : Read::kTable,
+              source_chunk_, where, target_chunk_, *columns);
     if (!stats.ok()) return stats.status();
     outcome->rows = stats->rows;
     outcome->bytes = stats->bytes;
@@ -203,10 +212,8 @@ class Copier {
       decompressed.status = 0;
       return CopyRows(source_state, decompressed, outcome);
     }
-    absl::StatusOr<pg::CopyStats> batches =
-        Relay(source_, target_,
-              absl::StrCat("SELECT ", source_layout->names, " FROM ONLY ", source_compressed),
-              target_compressed, *source_layout);
+    absl::StatusOr<pg::CopyStats> batches = Relay(source_, target_, Read::kTable, source_compressed,
+                                                  "", target_compressed, *source_layout);
     if (!batches.ok()) return batches.status();
     absl::StatusOr<pg::Result> rows = source_.Exec(
         absl::StrCat("SELECT coalesce(sum(_ts_meta_count), 0) FROM ONLY ", source_compressed));
@@ -227,7 +234,7 @@ class Copier {
       absl::StatusOr<ColumnList> columns = Columns(source_, source_chunk_);
       if (!columns.ok()) return columns.status();
       absl::StatusOr<pg::CopyStats> heap = Relay(
-          source_, target_, absl::StrCat("SELECT ", columns->names, " FROM ONLY ", source_chunk_),
+          source_, target_, Read::kTable, source_chunk_, "",
           QuoteQualified(target_state.hypertable_schema, target_state.hypertable_name), *columns);
       if (!heap.ok()) return heap.status();
       outcome->rows += heap->rows;

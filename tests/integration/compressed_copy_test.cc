@@ -179,6 +179,24 @@ TEST_F(CompressedCopyTest, ChunksCompressedOnEitherSideAfterStagingAreHandled) {
   EXPECT_EQ(TargetValue(kStates), "01:{COMPRESSED},02:{COMPRESSED},03:{},04:{COMPRESSED}");
 }
 
+TEST_F(CompressedCopyTest, OtherCompressionSettingsOnTheTargetGetTheRowsDecompressed) {
+  CreateSource();
+  // The target segments by label instead: batches cannot go across as they are.
+  ExecTarget(R"(
+      CREATE TABLE public.cm (time timestamptz NOT NULL, device text NOT NULL, val float8,
+                              label text, n int, extra numeric(10, 2));
+      SELECT create_hypertable('public.cm', 'time', chunk_time_interval => interval '1 day');
+      ALTER TABLE public.cm SET (timescaledb.compress, timescaledb.compress_segmentby = 'label',
+                                 timescaledb.compress_orderby = 'time');)");
+  ASSERT_EQ(Stage().exit_code, 0);
+  ProcessResult copied = Copy();
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  // Every row of every compressed day, not only the uncompressed heap rows of day 3.
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  EXPECT_EQ(TargetValue(kStates), "01:{},02:{COMPRESSED},03:{COMPRESSED},04:{COMPRESSED}");
+  EXPECT_NE(Batches(false, "2024-01-02"), Batches(true, "2024-01-02"));
+}
+
 TEST_F(CompressedCopyTest, CopiedRowsStayOutOfTheTargetInvalidationLog) {
   CreateSource();
   CreateTarget();
