@@ -63,30 +63,19 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   std::shared_ptr<ConnectionPool> pool;
   {
     absl::MutexLock lock(&mu_);
+    auto open_or_closed = [](Coordinator* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+      return c->job_ != nullptr || c->closed_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(+open_or_closed, this), options_.job_wait);
     job = job_;
     pool = target_pool_;
   }
-  if (job == nullptr || pool == nullptr) return response;
+  if (job == nullptr || pool == nullptr) {
+    response.set_retry_after_ms(0);  // it waited here already
+    return response;
+  }
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
-  absl::StatusOr<pg::Result> released = (*conn)->Exec(sql::kReleaseOrphanedLeases);
-  if (!released.ok()) return released.status();
-  if (released->affected_rows() > 0) {
-    LOG(WARNING) << "released " << released->affected_rows()
-                 << " leases whose holders' target sessions are gone";
-  }
-  // Best effort: without the right to end sessions, an expired holder's transaction ends
-  // when its connection does.
-  absl::StatusOr<pg::Result> ended = (*conn)->Exec(sql::kEndExpiredSessions);
-  if (!ended.ok()) {
-    LOG_EVERY_N(WARNING, 100) << "cannot end the sessions of expired leases: "
-                              << ended.status().message();
-  } else {
-    for (int i = 0; i < ended->rows(); ++i) {
-      LOG(WARNING) << "ended the target session of the expired lease on chunk " << ended->Get(i, 1)
-                   << " (task " << ended->Get(i, 0) << ") held by worker " << ended->Get(i, 2);
-    }
-  }
   const bool verify = job->work == v1::LeaseTaskResponse::VERIFY;
   absl::StatusOr<pg::Result> row = (*conn)->Exec(
       verify ? sql::kLeaseVerifyTask : sql::kLeaseTask,
@@ -124,6 +113,21 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     metrics_.lease_expiries.Increment();
     LOG(WARNING) << "lease on chunk " << chunk << " (task " << task->task_id()
                  << ") held by worker " << previous_holder << " expired; granting it again";
+  }
+  if (!row->IsNull(0, 13)) {
+    // Before the new holder starts, end the expired holder's target session: a stopped
+    // worker's open transaction would otherwise hold its row locks and block it.
+    absl::StatusOr<pg::Result> ended =
+        (*conn)->Exec(sql::kEndSession, {row->Get(0, 13), row->Get(0, 14)});
+    if (!ended.ok()) {
+      // Best effort: without the right to end sessions, the old transaction ends when its
+      // connection does; the epoch fences its commit out either way.
+      LOG_EVERY_N(WARNING, 100) << "cannot end the session of an expired lease: "
+                                << ended.status().message();
+    } else if (ended->rows() > 0 && ended->GetBool(0, 0)) {
+      LOG(WARNING) << "ended the target session of the expired lease on chunk " << chunk
+                   << " (task " << task->task_id() << ") held by worker " << previous_holder;
+    }
   }
   LOG(INFO) << (verify ? "leased verification of chunk " : "leased chunk ") << chunk << " (task "
             << task->task_id() << ", epoch " << task->lease_epoch() << ") to worker "
@@ -214,6 +218,10 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
     event.set_bytes(request.bytes());
     event.set_error(request.error());
     job->events.push_back(std::move(event));
+    if (request.outcome() == v1::ReportTaskRequest::COPIED ||
+        request.outcome() == v1::ReportTaskRequest::SOURCE_MISSING) {
+      ++job->done_events;
+    }
   }
   return absl::OkStatus();
 }
@@ -228,9 +236,30 @@ absl::StatusOr<v1::StageResponse> Coordinator::Stage(const v1::StageRequest& req
   return StageTasks(**source, **target, request);
 }
 
+void Coordinator::SweepLeases(pg::Connection& conn) {
+  absl::StatusOr<pg::Result> released = conn.Exec(sql::kReleaseOrphanedLeases);
+  if (!released.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "cannot release orphaned leases: " << released.status().message();
+  } else if (released->affected_rows() > 0) {
+    LOG(WARNING) << "released " << released->affected_rows()
+                 << " leases whose holders' target sessions are gone";
+  }
+  absl::StatusOr<pg::Result> ended = conn.Exec(sql::kEndExpiredSessions);
+  if (!ended.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "cannot end the sessions of expired leases: "
+                              << ended.status().message();
+    return;
+  }
+  for (int i = 0; i < ended->rows(); ++i) {
+    LOG(WARNING) << "ended the target session of the expired lease on chunk " << ended->Get(i, 1)
+                 << " (task " << ended->Get(i, 0) << ") held by worker " << ended->Get(i, 2);
+  }
+}
+
 absl::StatusOr<v1::CopyProgress> Coordinator::ReadProgress(ConnectionPool& pool) {
   absl::StatusOr<ConnectionPool::Handle> conn = pool.Acquire();
   if (!conn.ok()) return conn.status();
+  SweepLeases(**conn);
   absl::StatusOr<pg::Result> row =
       (*conn)->Exec(sql::kCopyProgress, {absl::StrCat(options_.max_attempts)});
   if (!row.ok()) return row.status();
@@ -297,6 +326,12 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   size_t events_sent = 0;
   absl::Time unreachable_since = absl::InfiniteFuture();
   for (;;) {
+    // Events up to here are reflected in the progress read next; a later one wakes the wait.
+    size_t events_before_read;
+    {
+      absl::MutexLock lock(&mu_);
+      events_before_read = job->events.size();
+    }
     absl::StatusOr<v1::CopyProgress> progress = ReadProgress(*pool);
     if (!progress.ok()) {
       // A restarting target: keep serving (workers retry their chunks) for a while.
@@ -312,14 +347,27 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
       continue;
     }
     unreachable_since = absl::InfiniteFuture();
+    const bool finished =
+        progress->tasks_done() + progress->tasks_failed() >= progress->tasks_total();
     {
       absl::MutexLock lock(&mu_);
+      if (job->done_at_open < 0) job->done_at_open = progress->tasks_done();
+      if (finished) {
+        // A worker reports after it commits: the last reports may still be on their way.
+        // Wait for them (a while, not forever: a report can be lost) so every chunk is shown.
+        struct AllReported {
+          const Job* job;
+          int64_t expected;
+        } wait{job.get(), progress->tasks_done() - job->done_at_open};
+        mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](AllReported* w) { return w->job->done_events >= w->expected; }, &wait),
+            absl::Seconds(2));
+      }
       for (; events_sent < job->events.size(); ++events_sent) {
         *progress->add_events() = job->events[events_sent];
       }
     }
-    const bool finished =
-        progress->tasks_done() + progress->tasks_failed() >= progress->tasks_total();
     if (finished) {
       // End with the tasks that failed, each with its stored error.
       absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
@@ -345,7 +393,7 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
       leave();
       return absl::CancelledError("the client went away; no new chunks are leased");
     }
-    absl::SleepFor(options_.progress_interval);
+    AwaitEvents(*job, events_before_read, options_.progress_interval);
   }
 }
 
@@ -365,6 +413,23 @@ absl::StatusOr<std::shared_ptr<Coordinator::Job>> Coordinator::JoinJob(
   ++job_->followers;
   *pool = target_pool_;
   return job_;
+}
+
+void Coordinator::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+void Coordinator::AwaitEvents(const Job& job, size_t seen, absl::Duration timeout) {
+  // A report wakes the progress loop at once: the last chunk's is the end of the job.
+  struct NewEvent {
+    const Job* job;
+    size_t seen;
+  } wait{&job, seen};
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](NewEvent* w) { return w->job->events.size() > w->seen; }, &wait),
+                       timeout);
 }
 
 void Coordinator::LeaveJob(const std::shared_ptr<Job>& job) {
@@ -403,9 +468,15 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
 
   absl::Time unreachable_since = absl::InfiniteFuture();
   for (;;) {
+    size_t events_seen;
+    {
+      absl::MutexLock lock(&mu_);
+      events_seen = job->events.size();
+    }
     absl::StatusOr<pg::Result> progress = [&]() -> absl::StatusOr<pg::Result> {
       absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
       if (!conn.ok()) return conn.status();
+      SweepLeases(**conn);
       return (*conn)->Exec(sql::kVerifyProgress, {absl::StrCat(options_.max_attempts)});
     }();
     if (!progress.ok()) {
@@ -431,7 +502,7 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
       LeaveJob(job);
       return absl::CancelledError("the client went away; no new verifications are leased");
     }
-    absl::SleepFor(options_.progress_interval);
+    AwaitEvents(*job, events_seen, options_.progress_interval);
   }
   LeaveJob(job);
 

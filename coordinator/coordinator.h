@@ -34,6 +34,9 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // How long a worker with nothing to do waits before asking again.
   absl::Duration idle_retry = absl::Milliseconds(200);
+  // While no copy or verify runs, a lease request waits this long for one to open before it
+  // answers WAIT: workers start on a new job at once instead of at their next poll.
+  absl::Duration job_wait = absl::Seconds(2);
   absl::Duration progress_interval = absl::Milliseconds(250);
   // A task that failed this many times is left for the next copy. Retryable failures are
   // retried with a growing delay (0.5 s doubling up to 30 s): 10 attempts ride out about two
@@ -70,6 +73,9 @@ class Coordinator {
   absl::StatusOr<v1::CleanResponse> Clean(const v1::CleanRequest& request);
   absl::StatusOr<v1::RefreshCaggsResponse> RefreshCaggs(const v1::RefreshCaggsRequest& request);
 
+  // Answers the lease requests waiting for a job at once (WAIT); for shutting down.
+  void Close();
+
   // The metrics this coordinator keeps, for a MetricsServer to serve.
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
@@ -80,6 +86,8 @@ class Coordinator {
     v1::Databases databases;
     int followers = 0;  // Copy calls serving this job
     std::vector<v1::TaskEvent> events;
+    int64_t done_events = 0;    // events of tasks finished (copied or skipped)
+    int64_t done_at_open = -1;  // tasks done when the job's progress was first read
     std::map<int64_t, std::pair<std::string, std::string>> task_names;  // chunk, hypertable
   };
 
@@ -87,6 +95,9 @@ class Coordinator {
                                                        const std::string& role) const;
   // The pool for the target of the job in progress, or of the last one.
   std::shared_ptr<ConnectionPool> target_pool() const;
+  // Releases leases whose holder's target session is gone, and ends the target sessions of
+  // expired leases; run from the progress loops. Problems are logged, not returned.
+  void SweepLeases(pg::Connection& conn);
   absl::StatusOr<v1::CopyProgress> ReadProgress(ConnectionPool& pool);
   // What copy and verify check before opening a job: the source is reachable with a
   // supported TimescaleDB, and the target has __backfill (else `no_schema_message`). Returns
@@ -98,6 +109,8 @@ class Coordinator {
   absl::StatusOr<std::shared_ptr<Job>> JoinJob(const Job& proto,
                                                std::shared_ptr<ConnectionPool>* pool);
   void LeaveJob(const std::shared_ptr<Job>& job);
+  // Waits up to `timeout` for a task event after the first `seen` of `job`.
+  void AwaitEvents(const Job& job, size_t seen, absl::Duration timeout);
 
   // Records that `worker_id` called, for the connected-workers gauge.
   void SawWorker(const std::string& worker_id);
@@ -109,6 +122,7 @@ class Coordinator {
   std::atomic<int64_t> workers_registered_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<Job> job_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<ConnectionPool> target_pool_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -59,6 +59,7 @@ class Embedded {
   }
   // Workers finish the chunk in progress, then return.
   void StopWorkers() {
+    coordinator_.Close();  // answers their lease requests at once
     for (auto& w : workers_) w->Stop();
   }
   void Join() {

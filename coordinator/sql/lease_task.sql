@@ -3,7 +3,9 @@
 -- worker holds KEY SHARE locks on are still grantable (NO KEY UPDATE does not conflict), so a
 -- re-grant never waits on a live or stopped worker; its commit is then fenced out by epoch.
 WITH next AS (
-  SELECT task_id, lease_holder AS previous_holder FROM __backfill.task
+  SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
+         lease_backend_start AS previous_start
+  FROM __backfill.task
   WHERE worked IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
@@ -21,4 +23,5 @@ WHERE t.task_id = next.task_id
 RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.chunk_schema,
           t.chunk_name, t.target_chunk_schema, t.target_chunk_name, t.time_column, t.time_type,
           t.until_internal IS NOT NULL AS cut, coalesce(t.until_literal, '') AS until_literal,
-          coalesce(next.previous_holder, '') AS previous_holder
+          coalesce(next.previous_holder, '') AS previous_holder, next.previous_pid,
+          next.previous_start

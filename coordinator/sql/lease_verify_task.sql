@@ -1,7 +1,9 @@
 -- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int)
 -- Like lease_task.sql, for the verification of a copied task.
 WITH next AS (
-  SELECT task_id, lease_holder AS previous_holder FROM __backfill.task
+  SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
+         lease_backend_start AS previous_start
+  FROM __backfill.task
   WHERE worked IS NOT NULL AND verified IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
@@ -19,4 +21,5 @@ WHERE t.task_id = next.task_id
 RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.chunk_schema,
           t.chunk_name, t.target_chunk_schema, t.target_chunk_name, t.time_column, t.time_type,
           t.until_internal IS NOT NULL AS cut, coalesce(t.until_literal, '') AS until_literal,
-          coalesce(next.previous_holder, '') AS previous_holder
+          coalesce(next.previous_holder, '') AS previous_holder, next.previous_pid,
+          next.previous_start
