@@ -58,6 +58,11 @@ struct Options {
   int idle_workers = 16;
   double memory_gb = 1.0;
   std::string json_path = "bench-results.json";
+  std::string only;  // comma-separated figures to run; empty: all
+  bool Wants(const std::string& figure) const {
+    return only.empty() ||
+           absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", figure, ","));
+  }
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -147,10 +152,10 @@ class Bench {
 
   void Run() {
     StartClusters();
-    PlainCopy();
-    CompressedCopy();
-    StageAndLease();
-    if (options_.memory_gb > 0) WorkerMemory();
+    if (options_.Wants("plain")) PlainCopy();
+    if (options_.Wants("compressed")) CompressedCopy();
+    if (options_.Wants("stage")) StageAndLease();
+    if (options_.Wants("memory") && options_.memory_gb > 0) WorkerMemory();
     std::cout << "ratios: " << absl::StrJoin(figures_.ratios, ", ") << std::endl;
     std::ofstream json(options_.json_path);
     json << "{\n  " << absl::StrJoin(figures_.json, ",\n  ") << "\n}\n";
@@ -560,6 +565,8 @@ int main(int argc, char** argv) {
                  "size of the chunk for the worker memory figure (0 skips it)")
       ->capture_default_str();
   app.add_option("--json", options.json_path, "where to write the results")->capture_default_str();
+  app.add_option("--only", options.only,
+                 "run only these figures, comma-separated: plain, compressed, stage, memory");
   CLI11_PARSE(app, argc, argv);
   backfill::bench::Bench(options).Run();
   return 0;

@@ -39,12 +39,18 @@ absl::StatusOr<Catalog> Catalog::Load(pg::Connection& conn) {
   }
   absl::StatusOr<TimescaleVersion> version = ParseTimescaleVersion(rows->Get(0, 0));
   if (!version.ok()) return version.status();
-  if (!version->AtLeast(2, 22) || version->AtLeast(2, 29)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the ", conn.role(), " database runs TimescaleDB ", version->text,
-        ", which this tool does not support (supported: ", kSupportedTimescaleRange, ")"));
-  }
+  if (absl::Status s = CheckSupportedVersion(conn.role(), *version); !s.ok()) return s;
   return Catalog(&conn, *version);
+}
+
+absl::Status CheckSupportedVersion(absl::string_view role, const TimescaleVersion& version) {
+  if (version.AtLeast(2, 22) && !version.AtLeast(2, 29)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the ", role, " database runs TimescaleDB ", version.text,
+      ", which this tool does not support (supported: ", kSupportedTimescaleRange, ")\nhint: ",
+      version.AtLeast(2, 29) ? "use a release of this tool that supports it"
+                             : "update the extension on both sides (ALTER EXTENSION timescaledb "
+                               "UPDATE) to a supported version first"));
 }
 
 absl::StatusOr<std::vector<Hypertable>> Catalog::ListHypertables(absl::string_view filter) {

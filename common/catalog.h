@@ -181,4 +181,8 @@ absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qual
 // Parses "2.22.1" (and "2.28.0-dev"); InvalidArgument otherwise.
 absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text);
 
+// OK when `version` is within kSupportedTimescaleRange; else FailedPrecondition naming the
+// `role` ("source", "target"), the version and the range, with a hint.
+absl::Status CheckSupportedVersion(absl::string_view role, const TimescaleVersion& version);
+
 }  // namespace backfill

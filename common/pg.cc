@@ -4,8 +4,6 @@
 #include <libpq-fe.h>
 
 #include <cstdlib>
-#include <deque>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -13,63 +11,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 
 namespace backfill::pg {
 namespace {
 
-constexpr size_t kRelayBlockBytes = 256 * 1024;
-constexpr size_t kRelayBlocks = 4;
-
-// Blocks of COPY data from the reading thread to the writing one. The writer's first error
-// stops the reader at its next Push.
-class RelayQueue {
- public:
-  // Waits for room; false when the writer failed (the block is dropped).
-  bool Push(std::string block) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &RelayQueue::HasRoom));
-    if (!error_.ok()) return false;
-    blocks_.push_back(std::move(block));
-    return true;
-  }
-  // Waits for a block; false once the queue is closed and empty.
-  bool Pop(std::string* block) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &RelayQueue::HasBlockOrClosed));
-    if (blocks_.empty()) return false;
-    *block = std::move(blocks_.front());
-    blocks_.pop_front();
-    return true;
-  }
-  void Close() {
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-  }
-  // Records the writer's error; later blocks are dropped.
-  void Fail(absl::Status error) {
-    absl::MutexLock lock(&mu_);
-    if (error_.ok()) error_ = std::move(error);
-    blocks_.clear();
-  }
-  absl::Status error() {
-    absl::MutexLock lock(&mu_);
-    return error_;
-  }
-
- private:
-  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return blocks_.size() < kRelayBlocks || !error_.ok();
-  }
-  bool HasBlockOrClosed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !blocks_.empty() || closed_;
-  }
-
-  absl::Mutex mu_;
-  std::deque<std::string> blocks_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-};
+// The source sends one CopyData message per row; they go to the target in blocks of this
+// size (COPY FROM accepts any split of the stream): far fewer messages for both sides, and a
+// worker's memory stays flat whatever the chunk's size. Chosen by measurement (bench/, README
+// "Performance"), over 256 KiB blocks written by a second thread.
+constexpr size_t kRelayBlockBytes = 32 * 1024;
 
 }  // namespace
 
@@ -285,23 +235,18 @@ absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_
       return status;
     }
   }
-  // Rows arrive one CopyData message each; they go out in blocks of kRelayBlockBytes (COPY
-  // FROM accepts any split of the stream), written by a second thread so that reading from
-  // the source and writing to the target overlap. At most kRelayBlocks blocks wait, so memory
-  // stays bounded whatever the chunk's size.
   CopyStats stats;
   absl::Status relay_error;
-  RelayQueue queue;
-  std::thread writer([this, &queue] {
-    std::string block;
-    while (queue.Pop(&block)) {
-      if (PQputCopyData(conn_, block.data(), static_cast<int>(block.size())) != 1) {
-        queue.Fail(ErrorFromConnection("COPY failed"));
-      }
-    }
-  });
   std::string block;
   block.reserve(kRelayBlockBytes + 65536);
+  auto flush = [&]() {
+    if (PQputCopyData(conn_, block.data(), static_cast<int>(block.size())) != 1) {
+      relay_error = ErrorFromConnection("COPY failed");
+      return false;
+    }
+    block.clear();
+    return true;
+  };
   for (;;) {
     char* buffer = nullptr;
     int n = PQgetCopyData(source.conn_, &buffer, /*async=*/0);
@@ -313,16 +258,9 @@ absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_
     stats.bytes += n;
     block.append(buffer, static_cast<size_t>(n));
     PQfreemem(buffer);
-    if (block.size() >= kRelayBlockBytes) {
-      if (!queue.Push(std::move(block))) break;  // the writer failed
-      block.clear();
-      block.reserve(kRelayBlockBytes + 65536);
-    }
+    if (block.size() >= kRelayBlockBytes && !flush()) break;
   }
-  if (!block.empty() && relay_error.ok()) (void)queue.Push(std::move(block));
-  queue.Close();
-  writer.join();
-  if (relay_error.ok()) relay_error = queue.error();
+  if (relay_error.ok() && !block.empty()) (void)flush();
   if (!relay_error.ok()) {
     // The target side failed with the source still streaming: stop the source's COPY and
     // drain it, or the source connection would stay in COPY OUT (where PQgetResult never
