@@ -103,6 +103,8 @@ absl::StatusOr<std::vector<Chunk>> Catalog::ListChunks(const Hypertable& hyperta
     c.time_start = rows->GetInt(i, 4);
     c.time_end = rows->GetInt(i, 5);
     c.slices = rows->Get(i, 6);
+    c.bytes = rows->GetInt(i, 7);
+    c.uncompressed_bytes = rows->GetInt(i, 8);
     out.push_back(std::move(c));
   }
   return out;

@@ -54,9 +54,11 @@ struct Chunk {
   std::string schema;
   std::string name;
   bool compressed = false;
-  int64_t time_start = 0;  // internal units, inclusive
-  int64_t time_end = 0;    // internal units, exclusive
-  std::string slices;      // JSON object {"column": [start, end], ...} for create_chunk
+  int64_t time_start = 0;          // internal units, inclusive
+  int64_t time_end = 0;            // internal units, exclusive
+  std::string slices;              // JSON object {"column": [start, end], ...} for create_chunk
+  int64_t bytes = 0;               // on disk, its compressed chunk included
+  int64_t uncompressed_bytes = 0;  // the same decompressed (from compression statistics)
 
   std::string QualifiedName() const;  // for SQL text
   std::string DisplayName() const;    // for messages

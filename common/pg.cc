@@ -210,6 +210,31 @@ absl::Status Connection::ExecScript(absl::string_view sql) {
   return first_error;
 }
 
+absl::StatusOr<int64_t> Connection::CopyOutDiscard(absl::string_view copy_out_sql) {
+  std::string sql(copy_out_sql);
+  {
+    pg_result* raw = PQexec(conn_, sql.c_str());
+    Result result(raw);
+    if (raw == nullptr) return ErrorFromConnection("COPY failed");
+    if (PQresultStatus(raw) != PGRES_COPY_OUT) return ErrorFromResult(raw);
+  }
+  int64_t bytes = 0;
+  for (;;) {
+    char* buffer = nullptr;
+    const int n = PQgetCopyData(conn_, &buffer, /*async=*/0);
+    if (buffer != nullptr) PQfreemem(buffer);
+    if (n < 0) break;
+    bytes += n;
+  }
+  absl::Status error;
+  while (pg_result* raw = PQgetResult(conn_)) {
+    Result result(raw);
+    if (PQresultStatus(raw) != PGRES_COMMAND_OK && error.ok()) error = ErrorFromResult(raw);
+  }
+  if (!error.ok()) return error;
+  return bytes;
+}
+
 absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_view copy_out_sql,
                                                absl::string_view copy_in_sql) {
   // Start the receiving side first: if the target refuses, nothing was read from the source.

@@ -83,6 +83,8 @@ class Connection {
   // Runs `copy_out_sql` (COPY ... TO STDOUT) on `source` and `copy_in_sql`
   // (COPY ... FROM STDIN) on this connection, relaying the raw CopyData bytes without
   // decoding them. On error both COPYs are ended and the status says which side failed.
+  // Runs `copy_out_sql` (a COPY ... TO STDOUT) and throws the data away; the bytes read.
+  absl::StatusOr<int64_t> CopyOutDiscard(absl::string_view copy_out_sql);
   absl::StatusOr<CopyStats> CopyFrom(Connection& source, absl::string_view copy_out_sql,
                                      absl::string_view copy_in_sql);
 

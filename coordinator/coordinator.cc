@@ -12,6 +12,7 @@
 #include "common/catalog.h"
 #include "common/quote.h"
 #include "coordinator/cagg_refresher.h"
+#include "coordinator/preflight.h"
 #include "coordinator/stager.h"
 
 namespace backfill {
@@ -281,13 +282,22 @@ absl::StatusOr<v1::CopyProgress> Coordinator::ReadProgress(ConnectionPool& pool)
 }
 
 absl::StatusOr<std::shared_ptr<ConnectionPool>> Coordinator::PrepareJob(
-    const v1::Databases& databases, absl::string_view no_schema_message) {
+    const v1::Databases& databases, absl::string_view no_schema_message, const Preflight& checks) {
   // Fail early, with one clear message, on what every worker would otherwise trip over.
+  Findings findings;
   {
     absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
     if (!source.ok()) return source.status();
     absl::StatusOr<Catalog> catalog = Catalog::Load(**source);
     if (!catalog.ok()) return catalog.status();
+    if (checks.planned_workers > 0) {
+      if (absl::Status s = CheckConnectionRoom(
+              **source, checks.planned_workers,
+              absl::StrCat("--parallelism ", checks.planned_workers), &findings);
+          !s.ok()) {
+        return s;
+      }
+    }
   }
   auto pool =
       std::make_shared<ConnectionPool>(databases.target(), options_.application_name, "target");
@@ -296,6 +306,24 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> Coordinator::PrepareJob(
   absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
   if (!exists.ok()) return exists.status();
   if (!exists->GetBool(0, 0)) return absl::FailedPreconditionError(no_schema_message);
+  if (checks.planned_workers > 0) {
+    // Each worker holds one target connection; the coordinator a few more.
+    if (absl::Status s = CheckConnectionRoom(
+            **conn, checks.planned_workers + 2,
+            absl::StrCat("--parallelism ", checks.planned_workers, " (plus the coordinator's 2)"),
+            &findings);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (checks.active_jobs) {
+    absl::StatusOr<pg::Result> tables = (*conn)->Exec(sql::kStagedTargetHypertables);
+    if (!tables.ok()) return tables.status();
+    std::vector<std::string> names;
+    for (int i = 0; i < tables->rows(); ++i) names.push_back(tables->Get(i, 0));
+    if (absl::Status s = CheckActiveJobs(**conn, names, &findings); !s.ok()) return s;
+  }
+  if (absl::Status s = findings.ToStatus("cannot start"); !s.ok()) return s;
   return pool;
 }
 
@@ -305,7 +333,8 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   absl::StatusOr<std::shared_ptr<ConnectionPool>> prepared =
       PrepareJob(databases,
                  "nothing to copy: the target has no __backfill schema\n"
-                 "hint: run stage first to choose what to copy");
+                 "hint: run stage first to choose what to copy",
+                 Preflight{!request.allow_active_jobs(), request.planned_workers()});
   if (!prepared.ok()) return prepared.status();
   std::shared_ptr<ConnectionPool> pool = *std::move(prepared);
   {
@@ -443,7 +472,8 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
   absl::StatusOr<std::shared_ptr<ConnectionPool>> prepared =
       PrepareJob(databases,
                  "nothing to verify: the target has no __backfill schema\n"
-                 "hint: run stage and copy first");
+                 "hint: run stage and copy first",
+                 Preflight{});
   if (!prepared.ok()) return prepared.status();
   std::shared_ptr<ConnectionPool> pool = *std::move(prepared);
   {

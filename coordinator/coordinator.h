@@ -102,8 +102,13 @@ class Coordinator {
   // What copy and verify check before opening a job: the source is reachable with a
   // supported TimescaleDB, and the target has __backfill (else `no_schema_message`). Returns
   // a pool for the target.
+  struct Preflight {
+    bool active_jobs = false;  // refuse while jobs are scheduled on the staged hypertables
+    int planned_workers = 0;   // check max_connections room for them; 0: unknown
+  };
   absl::StatusOr<std::shared_ptr<ConnectionPool>> PrepareJob(const v1::Databases& databases,
-                                                             absl::string_view no_schema_message);
+                                                             absl::string_view no_schema_message,
+                                                             const Preflight& checks);
   // Opens the job `proto` describes, or joins it when the same one runs; refuses while
   // another runs. Sets `*pool` to the job's target pool.
   absl::StatusOr<std::shared_ptr<Job>> JoinJob(const Job& proto,

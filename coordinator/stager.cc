@@ -10,11 +10,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "backfill_coordinator_sql.h"
 #include "common/cagg_graph.h"
 #include "common/catalog.h"
 #include "common/json.h"
 #include "common/quote.h"
+#include "coordinator/preflight.h"
 
 namespace backfill {
 namespace {
@@ -162,7 +164,7 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
           JsonQuote(p.chunk.name), ",\"target_chunk_schema\":", JsonQuote(c.schema),
           ",\"target_chunk_name\":", JsonQuote(c.name), ",\"dimensions\":", p.chunk.slices,
           ",\"time_column\":", JsonQuote(h.time_column), ",\"time_type\":", JsonQuote(h.time_type),
-          ",", UntilJson(plan, p.cut), "}"));
+          ",", UntilJson(plan, p.cut), ",\"source_bytes\":", p.chunk.bytes, "}"));
     }
     absl::StatusOr<pg::Result> inserted =
         target.Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
@@ -189,6 +191,58 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
   }
   if (absl::Status s = target.ExecScript("COMMIT"); !s.ok()) return fail(s);
   return absl::OkStatus();
+}
+
+// What stage would do, with sizes, and the source's read rate on one sample chunk; writes
+// nothing.
+absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vector<Plan>& plans) {
+  v1::StageResponse response;
+  const Chunk* sample = nullptr;
+  for (const Plan& plan : plans) {
+    const Hypertable& h = plan.hypertable;
+    v1::StagedHypertable* staged = response.add_hypertables();
+    staged->set_schema(h.schema);
+    staged->set_name(h.name);
+    if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
+    for (const PlannedChunk& p : plan.chunks) {
+      v1::PlannedChunk* out = staged->add_planned();
+      out->set_chunk(p.chunk.DisplayName());
+      out->set_compressed(p.chunk.compressed);
+      out->set_bytes(p.chunk.bytes);
+      out->set_uncompressed_bytes(p.chunk.uncompressed_bytes);
+      out->set_cut(p.cut);
+      switch (p.action) {
+        case Action::kInsert:
+          out->set_action("stage");
+          staged->set_chunks_staged(staged->chunks_staged() + 1);
+          break;
+        case Action::kWiden:
+          out->set_action("widen");
+          staged->set_chunks_widened(staged->chunks_widened() + 1);
+          break;
+        case Action::kKeep:
+          out->set_action("already staged");
+          staged->set_chunks_already_staged(staged->chunks_already_staged() + 1);
+          break;
+      }
+      if (p.cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+      // The largest uncompressed chunk up to 256 MiB: big enough to time, quick to read.
+      const bool candidate = p.action != Action::kKeep && !p.chunk.compressed &&
+                             p.chunk.bytes > 0 && p.chunk.bytes <= (int64_t{256} << 20);
+      if (candidate && (sample == nullptr || p.chunk.bytes > sample->bytes)) sample = &p.chunk;
+    }
+  }
+  if (sample != nullptr) {
+    const absl::Time start = absl::Now();
+    absl::StatusOr<int64_t> read = source.CopyOutDiscard(
+        absl::StrCat("COPY ", sample->QualifiedName(), " TO STDOUT (FORMAT binary)"));
+    if (!read.ok()) return read.status();
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    if (seconds > 0) {
+      response.set_sampled_bytes_per_second(static_cast<double>(sample->bytes) / seconds);
+    }
+  }
+  return response;
 }
 
 }  // namespace
@@ -268,16 +322,32 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     Reconcile(*staged, &plan, &problems);
     plans.push_back(std::move(plan));
   }
-  if (problems.size() == 1) {
+  // Preflight on what the plan would touch; its findings join the planning problems.
+  Findings findings;
+  {
+    std::vector<std::string> source_tables, target_tables;
+    for (const Plan& plan : plans) {
+      source_tables.push_back(plan.hypertable.QualifiedName());
+      target_tables.push_back(QuoteQualified(plan.target.schema, plan.target.name));
+    }
+    if (!request.allow_active_jobs()) {
+      if (absl::Status s = CheckActiveJobs(target, target_tables, &findings); !s.ok()) return s;
+    }
+    if (absl::Status s = CheckPrivileges(source, source_tables, target, target_tables, &findings);
+        !s.ok()) {
+      return s;
+    }
+  }
+  problems.insert(problems.end(), findings.problems.begin(), findings.problems.end());
+  if (problems.size() == 1 && findings.hints.empty()) {
     const std::string& only = problems.front();
     return absl::FailedPreconditionError(
         absl::StartsWith(only, "cannot stage") ? only : absl::StrCat("cannot stage ", only));
   }
-  if (!problems.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot stage: ", problems.size(), " problems\n  ", absl::StrJoin(problems, "\n  ")));
-  }
+  findings.problems = std::move(problems);
+  if (absl::Status s = findings.ToStatus("cannot stage"); !s.ok()) return s;
 
+  if (request.dry_run()) return DryRun(source, plans);
   if (absl::Status s = EnsureTaskSchema(target); !s.ok()) return s;
   v1::StageResponse response;
   int64_t created = 0;

@@ -85,6 +85,56 @@ class Embedded {
   std::vector<std::thread> threads_;
 };
 
+int PrintDryRun(const v1::StageResponse& response, const CtlOptions& options) {
+  int64_t chunks = 0, bytes = 0, uncompressed = 0;
+  for (const v1::StagedHypertable& h : response.hypertables()) {
+    int64_t h_bytes = 0, h_uncompressed = 0;
+    std::cout << (h.cagg_view().empty() ? DisplayName(h.schema(), h.name())
+                                        : "continuous aggregate " + h.cagg_view())
+              << ": " << h.chunks_staged() << " chunks to stage";
+    if (h.chunks_widened() > 0) std::cout << ", " << h.chunks_widened() << " to widen";
+    if (h.chunks_already_staged() > 0) {
+      std::cout << ", " << h.chunks_already_staged() << " already staged";
+    }
+    std::cout << "\n";
+    for (const v1::PlannedChunk& c : h.planned()) {
+      std::cout << "  " << c.action() << " " << c.chunk() << ": "
+                << (c.compressed()
+                        ? absl::StrCat("compressed, ", HumanBytes(c.bytes()), " (",
+                                       HumanBytes(c.uncompressed_bytes()), " uncompressed)")
+                        : HumanBytes(c.bytes()))
+                << (c.cut() ? ", cut at --until" : "") << "\n";
+      if (c.action() == "already staged") continue;
+      ++chunks;
+      h_bytes += c.bytes();
+      h_uncompressed += c.uncompressed_bytes();
+    }
+    std::cout << "  to copy: " << HumanBytes(h_bytes) << " on disk, " << HumanBytes(h_uncompressed)
+              << " uncompressed\n";
+    bytes += h_bytes;
+    uncompressed += h_uncompressed;
+  }
+  std::cout << "Total to copy: " << chunks << " chunks, " << HumanBytes(bytes) << " on disk ("
+            << HumanBytes(uncompressed) << " uncompressed).\n";
+  // Compressed chunks go across compressed: what moves is roughly their size on disk.
+  double rate = options.throughput_mib * 1024 * 1024;
+  std::string source = "given with --throughput";
+  if (rate <= 0 && response.sampled_bytes_per_second() > 0) {
+    rate = response.sampled_bytes_per_second();
+    source = "the source's read rate on a sample chunk; writing the target usually takes longer";
+  }
+  if (rate > 0) {
+    std::cout << "Estimated copy time with one worker: "
+              << HumanDuration(absl::Seconds(static_cast<double>(bytes) / rate)) << " at "
+              << HumanBytes(static_cast<int64_t>(rate)) << "/s (" << source
+              << "); workers in parallel divide it, up to what the databases sustain.\n";
+  } else {
+    std::cout << "No estimate: no uncompressed chunk to sample; give --throughput.\n";
+  }
+  std::cout << "Dry run: nothing was written to either database." << std::endl;
+  return kExitOk;
+}
+
 int RunStage(ControlClient& client, const CtlOptions& options) {
   v1::StageRequest request;
   *request.mutable_databases() = options.databases;
@@ -92,8 +142,11 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   request.set_filter(options.filter);
   request.set_cascade_up(options.cascade_up);
   request.set_cascade_down(options.cascade_down);
+  request.set_dry_run(options.dry_run);
+  request.set_allow_active_jobs(options.allow_active_jobs);
   absl::StatusOr<v1::StageResponse> response = client.Stage(request);
   if (!response.ok()) return Fail(response.status());
+  if (options.dry_run) return PrintDryRun(*response, options);
   int64_t staged = 0, already = 0, widened = 0;
   for (const v1::StagedHypertable& h : response->hypertables()) {
     std::cout << "staged " << h.chunks_staged() << " chunks of "
@@ -165,6 +218,8 @@ ProgressStyle StyleFor(const CtlOptions& options, bool json_progress) {
 int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded) {
   v1::CopyRequest request;
   *request.mutable_databases() = options.databases;
+  request.set_allow_active_jobs(options.allow_active_jobs);
+  if (embedded != nullptr) request.set_planned_workers(options.parallelism);
   absl::Time start = absl::Now();
   v1::CopyProgress last;
   const ProgressStyle style = StyleFor(options, /*json_progress=*/true);

@@ -26,11 +26,14 @@ struct CtlOptions {
   std::string filter;
   bool cascade_up = false;
   bool cascade_down = false;
-  int parallelism = 8;    // embedded mode only: local workers
-  bool row_hash = false;  // verify: also compare a hash of every row
-  bool json = false;      // copy: JSON lines; verify: the report as JSON
-  bool quiet = false;     // copy, verify: no progress, only the outcome
-  bool verbose = false;   // copy on a terminal: also list every chunk above the bar
+  bool dry_run = false;            // stage: plan and report only
+  double throughput_mib = 0;       // stage --dry-run: MiB/s for the estimate; 0: measure
+  bool allow_active_jobs = false;  // stage, copy: go ahead despite scheduled policies
+  int parallelism = 8;             // embedded mode only: local workers
+  bool row_hash = false;           // verify: also compare a hash of every row
+  bool json = false;               // copy: JSON lines; verify: the report as JSON
+  bool quiet = false;              // copy, verify: no progress, only the outcome
+  bool verbose = false;            // copy on a terminal: also list every chunk above the bar
   // Without a terminal, how often copy and verify print a progress line.
   absl::Duration progress_interval = absl::Seconds(10);
   std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded

@@ -77,6 +77,17 @@ int main(int argc, char** argv) {
                   "also stage the continuous aggregates built on what the filter matches");
   stage->add_flag("-D,--cascade-down", options.cascade_down,
                   "also stage what the continuous aggregates the filter matches are built on");
+  stage->add_flag("--dry-run", options.dry_run,
+                  "show what would be staged, with sizes and an estimated copy time; write "
+                  "nothing");
+  stage
+      ->add_option("--throughput", options.throughput_mib,
+                   "MiB/s for the --dry-run estimate (default: measured by reading a sample "
+                   "chunk from the source)")
+      ->check(CLI::PositiveNumber);
+  stage->add_flag("--allow-active-jobs", options.allow_active_jobs,
+                  "stage even though policies are scheduled on the staged hypertables or "
+                  "their continuous aggregates in the target");
 
   CLI::App* copy = app.add_subcommand("copy", "copy the staged chunks");
   AddDatabases(copy, &options, true);
@@ -85,6 +96,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   AddProgressFlags(copy, &options, &progress_seconds);
+  copy->add_flag("--allow-active-jobs", options.allow_active_jobs,
+                 "copy even though policies are scheduled on the staged hypertables or their "
+                 "continuous aggregates in the target");
   copy->add_flag("--json", options.json,
                  "print JSON lines on stdout: one per chunk, one per progress interval, and a "
                  "last one with the outcome");

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls.cert,
                  "client certificate (PEM), when the coordinator requires one");
   app.add_option("--tls-key", tls.key, "client private key (PEM)");
+  app.add_option("--reconnect-every", options.reconnect_every,
+                 "open fresh database sessions after this many chunks")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   std::string metrics_listen;
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");

@@ -246,6 +246,13 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
                  << reported.message();
   }
   if (report.outcome() == v1::ReportTaskRequest::FAILED) SleepUnlessStopped(options_.retry_delay);
+  if (++tasks_on_connections_ >= options_.reconnect_every) {
+    LOG(INFO) << "worker " << worker_id_ << ": reconnecting after " << tasks_on_connections_
+              << " tasks";
+    source_.reset();
+    target_.reset();
+    tasks_on_connections_ = 0;
+  }
 }
 
 void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,

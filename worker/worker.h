@@ -23,6 +23,9 @@ struct WorkerOptions {
   std::string source_override;
   std::string target_override;
   std::string application_name = "backfill-worker";
+  // Fresh database sessions after this many tasks, so that the catalog caches a long session
+  // builds up (every chunk it touched) stay small.
+  int reconnect_every = 1000;
   // Pause after a coordinator call fails before trying again.
   absl::Duration retry_delay = absl::Milliseconds(500);
 };
@@ -63,6 +66,7 @@ class Worker {
   std::unique_ptr<pg::Connection> source_;
   std::unique_ptr<pg::Connection> target_;
   std::string skip_invalidation_;  // for the current target connection
+  int tasks_on_connections_ = 0;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -11,7 +11,19 @@ SELECT c.id,
         FROM _timescaledb_catalog.chunk_constraint cc2
         JOIN _timescaledb_catalog.dimension_slice s ON s.id = cc2.dimension_slice_id
         JOIN _timescaledb_catalog.dimension d ON d.id = s.dimension_id
-        WHERE cc2.chunk_id = c.id)::text AS slices
+        WHERE cc2.chunk_id = c.id)::text AS slices,
+       -- On disk: the chunk (its uncompressed rows) plus its compressed chunk, if any.
+       pg_catalog.pg_total_relation_size(format('%I.%I', c.schema_name, c.table_name)::regclass)
+         + coalesce((SELECT pg_catalog.pg_total_relation_size(
+                               format('%I.%I', z.schema_name, z.table_name)::regclass)
+                     FROM _timescaledb_catalog.chunk z WHERE z.id = c.compressed_chunk_id), 0)
+         AS bytes,
+       -- Decompressed: the compressed part's size before compression, plus the rest.
+       pg_catalog.pg_total_relation_size(format('%I.%I', c.schema_name, c.table_name)::regclass)
+         + coalesce((SELECT s.uncompressed_heap_size + s.uncompressed_toast_size
+                              + s.uncompressed_index_size
+                     FROM _timescaledb_catalog.compression_chunk_size s
+                     WHERE s.chunk_id = c.id AND (c.status & 1) = 1), 0) AS uncompressed_bytes
 FROM _timescaledb_catalog.chunk c
 JOIN _timescaledb_catalog.chunk_constraint cc ON cc.chunk_id = c.id
 JOIN _timescaledb_catalog.dimension_slice ts

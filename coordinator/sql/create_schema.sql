@@ -40,3 +40,8 @@ ALTER TABLE __backfill.task
   ADD COLUMN IF NOT EXISTS lease_backend_start timestamptz;
 CREATE INDEX IF NOT EXISTS task_lease_backend_idx ON __backfill.task (lease_expires_at)
   WHERE lease_backend_pid IS NOT NULL;
+-- Largest chunks first, so the tail of a migration is short: the source chunk's size on disk
+-- at stage time, and the order leases follow.
+ALTER TABLE __backfill.task ADD COLUMN IF NOT EXISTS source_bytes bigint;
+CREATE INDEX IF NOT EXISTS task_pending_size_idx
+  ON __backfill.task (source_bytes DESC NULLS LAST, task_id) WHERE worked IS NULL;

@@ -9,7 +9,7 @@ WITH next AS (
   WHERE worked IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
-  ORDER BY task_id
+  ORDER BY source_bytes DESC NULLS LAST, task_id  -- largest first: a short tail
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED)
 UPDATE __backfill.task t

@@ -1,0 +1,95 @@
+#include "coordinator/preflight.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "backfill_coordinator_sql.h"
+#include "common/json.h"
+
+namespace backfill {
+namespace {
+
+std::string JsonArray(const std::vector<std::string>& values) {
+  std::vector<std::string> quoted;
+  quoted.reserve(values.size());
+  for (const std::string& v : values) quoted.push_back(JsonQuote(v));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+}  // namespace
+
+void Findings::Hint(const std::string& hint) {
+  if (std::find(hints.begin(), hints.end(), hint) == hints.end()) hints.push_back(hint);
+}
+
+absl::Status Findings::ToStatus(const std::string& what) const {
+  if (problems.empty()) return absl::OkStatus();
+  std::string message = problems.size() == 1
+                            ? absl::StrCat(what, ": ", problems.front())
+                            : absl::StrCat(what, ": ", problems.size(), " problems\n  ",
+                                           absl::StrJoin(problems, "\n  "));
+  for (const std::string& hint : hints) absl::StrAppend(&message, "\nhint: ", hint);
+  return absl::FailedPreconditionError(message);
+}
+
+absl::Status CheckActiveJobs(pg::Connection& target,
+                             const std::vector<std::string>& target_hypertables,
+                             Findings* findings) {
+  if (target_hypertables.empty()) return absl::OkStatus();
+  absl::StatusOr<pg::Result> jobs = target.Exec(sql::kActiveJobs, {JsonArray(target_hypertables)});
+  if (!jobs.ok()) return jobs.status();
+  for (int i = 0; i < jobs->rows(); ++i) {
+    findings->problems.push_back(
+        absl::StrCat("job ", jobs->Get(i, 0), " (", jobs->Get(i, 1), " on ", jobs->Get(i, 2),
+                     ") is scheduled in the target; pause it with: SELECT alter_job(",
+                     jobs->Get(i, 0), ", scheduled => false);"));
+  }
+  if (jobs->rows() > 0) {
+    findings->Hint(
+        "policies running during the backfill refresh, drop or compress what is being written; "
+        "pause them, and resume each after the backfill with SELECT alter_job(<job id>, "
+        "scheduled => true); or pass --allow-active-jobs");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPrivileges(pg::Connection& source, const std::vector<std::string>& source_tables,
+                             pg::Connection& target, const std::vector<std::string>& target_tables,
+                             Findings* findings) {
+  struct Need {
+    pg::Connection* conn;
+    const std::vector<std::string>* tables;
+    const char* privilege;
+  };
+  for (const Need& need :
+       {Need{&source, &source_tables, "SELECT"}, Need{&target, &target_tables, "INSERT"},
+        Need{&target, &target_tables, "DELETE"}}) {
+    if (need.tables->empty()) continue;
+    absl::StatusOr<pg::Result> missing =
+        need.conn->Exec(sql::kMissingPrivileges, {JsonArray(*need.tables), need.privilege});
+    if (!missing.ok()) return missing.status();
+    for (int i = 0; i < missing->rows(); ++i) {
+      findings->problems.push_back(absl::StrCat("the ", need.conn->role(), " user lacks ",
+                                                need.privilege, " on ", missing->Get(i, 0)));
+      findings->Hint(absl::StrCat("GRANT ", need.privilege, " ON <table> TO <user> in the ",
+                                  need.conn->role(), ", or connect as the tables' owner"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckConnectionRoom(pg::Connection& conn, int needed, const std::string& why,
+                                 Findings* findings) {
+  absl::StatusOr<pg::Result> room = conn.Exec(sql::kConnectionRoom);
+  if (!room.ok()) return room.status();
+  const int64_t free = room->GetInt(0, 0);
+  if (free >= needed) return absl::OkStatus();
+  findings->problems.push_back(
+      absl::StrCat("the ", conn.role(), " accepts ", std::max<int64_t>(free, 0),
+                   " more connections under max_connections, but ", why, " needs ", needed));
+  findings->Hint("lower --parallelism, or raise max_connections");
+  return absl::OkStatus();
+}
+
+}  // namespace backfill
