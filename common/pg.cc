@@ -19,7 +19,7 @@ namespace {
 // size (COPY FROM accepts any split of the stream): far fewer messages for both sides, and a
 // worker's memory stays flat whatever the chunk's size. Chosen by measurement (bench/, README
 // "Performance"), over 256 KiB blocks written by a second thread.
-constexpr size_t kRelayBlockBytes = 32 * 1024;
+constexpr size_t kRelayBlockBytes = size_t{32} * 1024;
 
 }  // namespace
 

@@ -320,6 +320,7 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> Coordinator::PrepareJob(
     absl::StatusOr<pg::Result> tables = (*conn)->Exec(sql::kStagedTargetHypertables);
     if (!tables.ok()) return tables.status();
     std::vector<std::string> names;
+    names.reserve(static_cast<size_t>(tables->rows()));
     for (int i = 0; i < tables->rows(); ++i) names.push_back(tables->Get(i, 0));
     if (absl::Status s = CheckActiveJobs(**conn, names, &findings); !s.ok()) return s;
   }
