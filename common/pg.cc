@@ -236,7 +236,8 @@ absl::StatusOr<int64_t> Connection::CopyOutDiscard(absl::string_view copy_out_sq
 }
 
 absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_view copy_out_sql,
-                                               absl::string_view copy_in_sql) {
+                                               absl::string_view copy_in_sql,
+                                               RateLimiter* limiter) {
   // Start the receiving side first: if the target refuses, nothing was read from the source.
   std::string in_sql(copy_in_sql);
   {
@@ -265,6 +266,7 @@ absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_
   std::string block;
   block.reserve(kRelayBlockBytes + 65536);
   auto flush = [&]() {
+    if (limiter != nullptr) limiter->Consume(static_cast<int64_t>(block.size()));
     if (PQputCopyData(conn_, block.data(), static_cast<int>(block.size())) != 1) {
       relay_error = ErrorFromConnection("COPY failed");
       return false;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 #include "absl/strings/string_view.h"
+#include "common/rate_limiter.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -86,7 +87,7 @@ class Connection {
   // Runs `copy_out_sql` (a COPY ... TO STDOUT) and throws the data away; the bytes read.
   absl::StatusOr<int64_t> CopyOutDiscard(absl::string_view copy_out_sql);
   absl::StatusOr<CopyStats> CopyFrom(Connection& source, absl::string_view copy_out_sql,
-                                     absl::string_view copy_in_sql);
+                                     absl::string_view copy_in_sql, RateLimiter* limiter = nullptr);
 
   // Asks the server to cancel the statement in progress. Safe from any thread.
   void Cancel();

@@ -5,9 +5,11 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backfill_common_sql.h"
 #include "backfill_coordinator_sql.h"
 #include "common/catalog.h"
 #include "common/quote.h"
@@ -25,6 +27,32 @@ Coordinator::Coordinator(CoordinatorOptions options)
 
 void Coordinator::SawWorker(const std::string& worker_id) {
   metrics_.connected_workers.Set(workers_.Seen(worker_id, absl::Now()));
+}
+
+int64_t Coordinator::RateShare() {
+  int64_t rate;
+  {
+    absl::MutexLock lock(&mu_);
+    rate = max_bytes_per_second_;
+  }
+  if (rate <= 0) return 0;
+  return std::max<int64_t>(1, rate / std::max(1, workers_.Connected(absl::Now())));
+}
+
+void Coordinator::ReadThrottle(pg::Connection& conn) {
+  absl::StatusOr<pg::Result> row = conn.Exec(sql::kReadThrottle);
+  if (!row.ok() || row->rows() == 0) return;  // an older schema: not throttled
+  const int64_t rate = row->GetInt(0, 0);
+  const int32_t cap = static_cast<int32_t>(row->GetInt(0, 1));
+  absl::MutexLock lock(&mu_);
+  if (rate != max_bytes_per_second_ || cap != max_chunks_per_hypertable_) {
+    LOG(INFO) << "throttle: " << (rate > 0 ? absl::StrCat(rate, " bytes/s") : "no rate limit")
+              << ", "
+              << (cap > 0 ? absl::StrCat("at most ", cap, " chunks per hypertable")
+                          : "no cap on chunks per hypertable");
+  }
+  max_bytes_per_second_ = rate;
+  max_chunks_per_hypertable_ = cap;
 }
 
 absl::StatusOr<std::unique_ptr<pg::Connection>> Coordinator::Open(const std::string& conninfo,
@@ -78,10 +106,21 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
   const bool verify = job->work == v1::LeaseTaskResponse::VERIFY;
-  absl::StatusOr<pg::Result> row = (*conn)->Exec(
-      verify ? sql::kLeaseVerifyTask : sql::kLeaseTask,
-      {request.worker_id(), absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
-       absl::StrCat(options_.max_attempts)});
+  int32_t cap;
+  {
+    absl::MutexLock lock(&mu_);
+    cap = max_chunks_per_hypertable_;
+  }
+  absl::StatusOr<pg::Result> row;
+  {
+    std::optional<absl::MutexLock> serialized;
+    if (cap > 0 && !verify) serialized.emplace(&capped_lease_mu_);
+    std::vector<pg::Param> params = {
+        request.worker_id(), absl::StrCat(absl::ToInt64Milliseconds(options_.lease_timeout)),
+        absl::StrCat(options_.max_attempts)};
+    if (!verify) params.emplace_back(absl::StrCat(cap));
+    row = (*conn)->Exec(verify ? sql::kLeaseVerifyTask : sql::kLeaseTask, params);
+  }
   if (!row.ok()) return row.status();
   if (row->rows() == 0) return response;
   v1::Task* task = response.mutable_task();
@@ -102,6 +141,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   response.set_row_hash(job->row_hash);
   *response.mutable_databases() = job->databases;
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
+  if (!verify) response.set_max_bytes_per_second(RateShare());
   const std::string chunk = DisplayName(task->source_chunk_schema(), task->source_chunk_name());
   {
     absl::MutexLock lock(&mu_);
@@ -153,6 +193,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   if (!row.ok()) return row.status();
   v1::HeartbeatResponse response;
   response.set_lease_valid(row->rows() == 1);
+  response.set_max_bytes_per_second(RateShare());
   return response;
 }
 
@@ -261,6 +302,7 @@ absl::StatusOr<v1::CopyProgress> Coordinator::ReadProgress(ConnectionPool& pool)
   absl::StatusOr<ConnectionPool::Handle> conn = pool.Acquire();
   if (!conn.ok()) return conn.status();
   SweepLeases(**conn);
+  ReadThrottle(**conn);
   absl::StatusOr<pg::Result> row =
       (*conn)->Exec(sql::kCopyProgress, {absl::StrCat(options_.max_attempts)});
   if (!row.ok()) return row.status();
@@ -343,6 +385,18 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
     if (!conn.ok()) return conn.status();
     absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetFailed);
     if (!reset.ok()) return reset.status();
+    if (absl::Status s = (*conn)->ExecScript(sql::kCreateThrottle); !s.ok()) return s;
+    if (request.has_max_bytes_per_second() || request.has_max_chunks_per_hypertable()) {
+      absl::StatusOr<pg::Result> set = (*conn)->Exec(
+          sql::kSetThrottle, {request.has_max_bytes_per_second()
+                                  ? pg::Param(absl::StrCat(request.max_bytes_per_second()))
+                                  : pg::Param(),
+                              request.has_max_chunks_per_hypertable()
+                                  ? pg::Param(absl::StrCat(request.max_chunks_per_hypertable()))
+                                  : pg::Param()});
+      if (!set.ok()) return set.status();
+    }
+    ReadThrottle(**conn);
   }
 
   Job proto;

@@ -119,6 +119,11 @@ class Coordinator {
 
   // Records that `worker_id` called, for the connected-workers gauge.
   void SawWorker(const std::string& worker_id);
+  // One worker's share of the throttled rate: the rate split over the connected workers
+  // (busy or not, so the sum never exceeds it); 0 when not throttled.
+  int64_t RateShare();
+  // Reads __backfill.throttle into the members above; logs a change.
+  void ReadThrottle(pg::Connection& conn);
 
   const CoordinatorOptions options_;
   const std::shared_ptr<prometheus::Registry> registry_;
@@ -127,6 +132,12 @@ class Coordinator {
   std::atomic<int64_t> workers_registered_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<Job> job_ ABSL_GUARDED_BY(mu_);
+  // __backfill.throttle as last read by a progress loop.
+  int64_t max_bytes_per_second_ ABSL_GUARDED_BY(mu_) = 0;
+  int32_t max_chunks_per_hypertable_ ABSL_GUARDED_BY(mu_) = 0;
+  // Held around the grant while a per-hypertable cap applies, so that two grants cannot both
+  // see room for one more.
+  absl::Mutex capped_lease_mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<ConnectionPool> target_pool_ ABSL_GUARDED_BY(mu_);
 };

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "backfill_common_sql.h"
 #include "common/auth.h"
 #include "common/json.h"
 #include "common/pg.h"
@@ -220,6 +221,10 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   *request.mutable_databases() = options.databases;
   request.set_allow_active_jobs(options.allow_active_jobs);
   if (embedded != nullptr) request.set_planned_workers(options.parallelism);
+  if (options.max_rate >= 0) request.set_max_bytes_per_second(options.max_rate);
+  if (options.max_chunks_per_hypertable >= 0) {
+    request.set_max_chunks_per_hypertable(options.max_chunks_per_hypertable);
+  }
   absl::Time start = absl::Now();
   v1::CopyProgress last;
   const ProgressStyle style = StyleFor(options, /*json_progress=*/true);
@@ -440,9 +445,41 @@ int RunStatus(const CtlOptions& options) {
   return kExitOk;
 }
 
+// Changes (or shows) __backfill.throttle in the target; a running copy's coordinator picks
+// the change up within its progress interval, and its workers at their next heartbeat.
+int RunThrottle(const CtlOptions& options) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+      pg::Connection::Open(options.databases.target(), "backfillctl", "target");
+  if (!target.ok()) return Fail(target.status());
+  absl::StatusOr<pg::Result> exists =
+      (*target)->Exec("SELECT pg_catalog.to_regclass('__backfill.task') IS NOT NULL");
+  if (!exists.ok()) return Fail(exists.status());
+  if (!exists->GetBool(0, 0)) {
+    return Fail(absl::FailedPreconditionError(
+        "nothing staged: the target has no __backfill schema\nhint: run stage first"));
+  }
+  if (absl::Status s = (*target)->ExecScript(sql::kCreateThrottle); !s.ok()) return Fail(s);
+  absl::StatusOr<pg::Result> row = (*target)->Exec(
+      sql::kSetThrottle,
+      {options.max_rate >= 0 ? pg::Param(absl::StrCat(options.max_rate)) : pg::Param(),
+       options.max_chunks_per_hypertable >= 0
+           ? pg::Param(absl::StrCat(options.max_chunks_per_hypertable))
+           : pg::Param()});
+  if (!row.ok()) return Fail(row.status());
+  const int64_t rate = row->GetInt(0, 0);
+  const int64_t cap = row->GetInt(0, 1);
+  std::cout << "Throttle: " << (rate > 0 ? HumanBytes(rate) + "/s" : std::string("no rate limit"))
+            << " for all workers together; "
+            << (cap > 0 ? absl::StrCat("at most ", cap, " chunks of one hypertable at a time")
+                        : std::string("no cap on chunks per hypertable"))
+            << "." << std::endl;
+  return kExitOk;
+}
+
 int RunCommand(const CtlOptions& options) {
-  // status reads the target alone: no coordinator, no signals to handle.
+  // status and throttle work on the target alone: no coordinator, no signals to handle.
   if (options.command == "status") return RunStatus(options);
+  if (options.command == "throttle") return RunThrottle(options);
   std::unique_ptr<Embedded> embedded;
   std::string address = options.coordinator;
   std::string token = options.token;

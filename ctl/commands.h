@@ -29,11 +29,15 @@ struct CtlOptions {
   bool dry_run = false;            // stage: plan and report only
   double throughput_mib = 0;       // stage --dry-run: MiB/s for the estimate; 0: measure
   bool allow_active_jobs = false;  // stage, copy: go ahead despite scheduled policies
-  int parallelism = 8;             // embedded mode only: local workers
-  bool row_hash = false;           // verify: also compare a hash of every row
-  bool json = false;               // copy: JSON lines; verify: the report as JSON
-  bool quiet = false;              // copy, verify: no progress, only the outcome
-  bool verbose = false;            // copy on a terminal: also list every chunk above the bar
+  // copy, throttle: bytes per second for all workers together (0: no limit), and chunks of
+  // one hypertable copied at once (0: no cap); -1: leave as stored.
+  int64_t max_rate = -1;
+  int max_chunks_per_hypertable = -1;
+  int parallelism = 8;    // embedded mode only: local workers
+  bool row_hash = false;  // verify: also compare a hash of every row
+  bool json = false;      // copy: JSON lines; verify: the report as JSON
+  bool quiet = false;     // copy, verify: no progress, only the outcome
+  bool verbose = false;   // copy on a terminal: also list every chunk above the bar
   // Without a terminal, how often copy and verify print a progress line.
   absl::Duration progress_interval = absl::Seconds(10);
   std::string coordinator;  // HOST:PORT of a running coordinator; empty = embedded

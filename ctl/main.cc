@@ -6,6 +6,7 @@
 #include "common/auth.h"
 #include "common/catalog.h"
 #include "common/logging.h"
+#include "common/rate_limiter.h"
 #include "ctl/commands.h"
 #include "proto/credentials.h"
 
@@ -34,6 +35,28 @@ void AddProgressFlags(CLI::App* command, backfill::CtlOptions* options, double* 
                    "terminal a progress bar is drawn instead)")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
+}
+
+void AddThrottleFlags(CLI::App* command, backfill::CtlOptions* options) {
+  command
+      ->add_option_function<std::string>(
+          "--max-rate",
+          [options](const std::string& text) {
+            options->max_rate = backfill::ParseRate(text);
+            if (options->max_rate < 0) {
+              throw CLI::ValidationError("--max-rate",
+                                         "'" + text +
+                                             "' is not a rate: give bytes per second, "
+                                             "e.g. 1048576, 512k, 50M or 1G (0: none)");
+            }
+          },
+          "bytes per second for all workers together, e.g. 50M (binary multiples); 0 lifts "
+          "the limit")
+      ->type_name("RATE");
+  command
+      ->add_option("--max-chunks-per-hypertable", options->max_chunks_per_hypertable,
+                   "chunks of one hypertable copied at once; 0 lifts the cap")
+      ->check(CLI::Range(0, 100000));
 }
 
 }  // namespace
@@ -96,6 +119,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   AddProgressFlags(copy, &options, &progress_seconds);
+  AddThrottleFlags(copy, &options);
   copy->add_flag("--allow-active-jobs", options.allow_active_jobs,
                  "copy even though policies are scheduled on the staged hypertables or their "
                  "continuous aggregates in the target");
@@ -142,6 +166,13 @@ int main(int argc, char** argv) {
   AddDatabases(status, &options, false);
   status->add_flag("--json", options.json, "print the status as one JSON object");
 
+  CLI::App* throttle = app.add_subcommand(
+      "throttle",
+      "change (or show) the throttle of the migration in the target; a running copy follows "
+      "within seconds");
+  AddDatabases(throttle, &options, false);
+  AddThrottleFlags(throttle, &options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -159,7 +190,7 @@ int main(int argc, char** argv) {
   options.token = *token;
   options.verbose = verbosity > 0;
   options.progress_interval = absl::Seconds(progress_seconds);
-  for (CLI::App* command : {stage, copy, verify, refresh, clean, status}) {
+  for (CLI::App* command : {stage, copy, verify, refresh, clean, status, throttle}) {
     if (command->parsed()) options.command = command->get_name();
   }
   return backfill::RunCommand(options);

@@ -57,7 +57,8 @@ enum class Read {
 // into `target_table (columns)` on the target, binary unless a column type has no binary I/O.
 absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& target, Read read,
                                     const std::string& source_table, const std::string& where,
-                                    const std::string& target_table, const ColumnList& columns) {
+                                    const std::string& target_table, const ColumnList& columns,
+                                    RateLimiter* limiter) {
   const std::string format = columns.binary ? "binary" : "text";
   const std::string out =
       read == Read::kTable && where.empty()
@@ -65,7 +66,8 @@ absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& targ
           : absl::StrCat("(SELECT ", columns.names, " FROM ", source_table, where, ")");
   return target.CopyFrom(source, absl::StrCat("COPY ", out, " TO STDOUT (FORMAT ", format, ")"),
                          absl::StrCat("COPY ", target_table, " (", columns.names,
-                                      ") FROM STDIN (FORMAT ", format, ")"));
+                                      ") FROM STDIN (FORMAT ", format, ")"),
+                         limiter);
 }
 
 absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk,
@@ -154,7 +156,7 @@ class Copier {
     }
     absl::StatusOr<pg::CopyStats> stats =
         Relay(source_, target_, source_state.compressed() ? Read::kQuery : Read::kTable,
-              source_chunk_, where, target_chunk_, *columns);
+              source_chunk_, where, target_chunk_, *columns, spec_.limiter);
     if (!stats.ok()) return stats.status();
     outcome->rows = stats->rows;
     outcome->bytes = stats->bytes;
@@ -212,8 +214,9 @@ class Copier {
       decompressed.status = 0;
       return CopyRows(source_state, decompressed, outcome);
     }
-    absl::StatusOr<pg::CopyStats> batches = Relay(source_, target_, Read::kTable, source_compressed,
-                                                  "", target_compressed, *source_layout);
+    absl::StatusOr<pg::CopyStats> batches =
+        Relay(source_, target_, Read::kTable, source_compressed, "", target_compressed,
+              *source_layout, spec_.limiter);
     if (!batches.ok()) return batches.status();
     absl::StatusOr<pg::Result> rows = source_.Exec(
         absl::StrCat("SELECT coalesce(sum(_ts_meta_count), 0) FROM ONLY ", source_compressed));
@@ -233,9 +236,10 @@ class Copier {
     if (has_heap->GetBool(0, 0)) {
       absl::StatusOr<ColumnList> columns = Columns(source_, source_chunk_);
       if (!columns.ok()) return columns.status();
-      absl::StatusOr<pg::CopyStats> heap = Relay(
-          source_, target_, Read::kTable, source_chunk_, "",
-          QuoteQualified(target_state.hypertable_schema, target_state.hypertable_name), *columns);
+      absl::StatusOr<pg::CopyStats> heap =
+          Relay(source_, target_, Read::kTable, source_chunk_, "",
+                QuoteQualified(target_state.hypertable_schema, target_state.hypertable_name),
+                *columns, spec_.limiter);
       if (!heap.ok()) return heap.status();
       outcome->rows += heap->rows;
       outcome->bytes += heap->bytes;

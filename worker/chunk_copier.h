@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/pg.h"
+#include "common/rate_limiter.h"
 
 namespace backfill {
 
@@ -40,6 +41,8 @@ struct CopySpec {
   // invalidation log (SkipInvalidationStatement); refresh-caggs brings the aggregates up to
   // date afterwards. Empty when the target has no way to.
   std::string skip_invalidation;
+  // Paces the COPY data to the coordinator's share of --max-rate; null: no limit.
+  RateLimiter* limiter = nullptr;
 };
 
 struct CopyOutcome {

@@ -60,6 +60,13 @@ Worker::Worker(WorkerOptions options, CoordinatorClient* client,
       client_(client),
       metrics_(metrics != nullptr ? std::move(metrics) : PrivateMetrics()) {}
 
+void Worker::SetRate(int64_t bytes_per_second) {
+  if (limiter_.rate() == bytes_per_second) return;
+  limiter_.SetRate(bytes_per_second);
+  LOG(INFO) << "worker " << worker_id_ << ": rate limit now "
+            << (bytes_per_second > 0 ? absl::StrCat(bytes_per_second, " bytes/s") : "none");
+}
+
 void Worker::RecordMetrics(const v1::ReportTaskRequest& report, absl::Duration took) {
   switch (report.outcome()) {
     case v1::ReportTaskRequest::COPIED:
@@ -202,6 +209,9 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
       request.set_lease_epoch(task.lease_epoch());
       request.set_target_backend_pid(backend_pid);
       absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
+      if (response.ok() && lease.work() == v1::LeaseTaskResponse::COPY) {
+        SetRate(response->max_bytes_per_second());
+      }
       if (response.ok() && !response->lease_valid()) {
         LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
                      << " was lost; abandoning it";
@@ -212,6 +222,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
     }
   });
 
+  if (lease.work() == v1::LeaseTaskResponse::COPY) SetRate(lease.max_bytes_per_second());
   absl::Time start = absl::Now();
   metrics_->busy.Increment();
   if (lease.work() == v1::LeaseTaskResponse::VERIFY) {
@@ -261,6 +272,7 @@ void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chu
   CopySpec spec;
   FillFromTask(task, &spec);
   spec.skip_invalidation = skip_invalidation_;
+  spec.limiter = &limiter_;
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
   if (!outcome.ok()) {
     report->set_outcome(v1::ReportTaskRequest::FAILED);

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/pg.h"
+#include "common/rate_limiter.h"
 #include "worker/coordinator_client.h"
 #include "worker/metrics.h"
 
@@ -67,6 +68,10 @@ class Worker {
   std::unique_ptr<pg::Connection> target_;
   std::string skip_invalidation_;  // for the current target connection
   int tasks_on_connections_ = 0;
+  // Paces copies to the coordinator's share of --max-rate; updated by lease and heartbeats.
+  RateLimiter limiter_;
+  // Applies a rate from the coordinator; logs a change.
+  void SetRate(int64_t bytes_per_second);
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,4 +1,5 @@
--- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int)
+-- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int),
+-- $4 most chunks of one hypertable leased at once (int, 0: no cap)
 -- Grants the next pending task whose lease is free or expired, bumping its epoch. Rows a
 -- worker holds KEY SHARE locks on are still grantable (NO KEY UPDATE does not conflict), so a
 -- re-grant never waits on a live or stopped worker; its commit is then fenced out by epoch.
@@ -9,6 +10,12 @@ WITH next AS (
   WHERE worked IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
+    AND ($4::int = 0
+         OR (SELECT count(*) FROM __backfill.task o
+             WHERE o.hypertable_schema = __backfill.task.hypertable_schema
+               AND o.hypertable_name = __backfill.task.hypertable_name
+               AND o.worked IS NULL AND o.lease_holder IS NOT NULL
+               AND o.lease_expires_at > clock_timestamp()) < $4::int)
   ORDER BY source_bytes DESC NULLS LAST, task_id  -- largest first: a short tail
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED)

@@ -283,8 +283,28 @@ TEST_F(InterruptTest, OneCtrlCInEmbeddedModeFinishesChunksInFlightAndStops) {
 TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
   CreateData(20, "20 seconds", 12);
   Stage("2024-01-20T00:00:00");
+  // Copies in flight stay in flight: every target chunk is locked, before the copy starts,
+  // until after the signals.
+  const std::string chunks = TargetValue(
+      "SELECT string_agg(format('%I.%I', target_chunk_schema, target_chunk_name), ', ') FROM "
+      "__backfill.task");
+  const std::string count = TargetValue("SELECT count(*) FROM __backfill.task");
+  std::thread locker([&] {
+    (void)target_->Exec(db_, absl::StrCat("BEGIN; LOCK TABLE ", chunks,
+                                          " IN SHARE MODE; SELECT pg_sleep(6); COMMIT"));
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    return TargetValue(
+               "SELECT count(*) FROM pg_locks WHERE mode = 'ShareLock' AND granted AND "
+               "locktype = 'relation' AND database = (SELECT oid FROM pg_database "
+               "WHERE datname = current_database())") == count;
+  }));
   std::unique_ptr<BackgroundProcess> copy = StartEmbeddedCopy();
-  ASSERT_TRUE(WaitFor([&] { return TasksWorked() >= 1; }));
+  ASSERT_TRUE(WaitFor([&] {
+    return TargetValue(
+               "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+               "'timescaledb-backfill%' AND wait_event_type = 'Lock'") != "0";
+  }));
   ASSERT_TRUE(copy->Signal(SIGINT));
   std::this_thread::sleep_for(milliseconds(50));
   ASSERT_TRUE(copy->Signal(SIGINT));
@@ -293,6 +313,7 @@ TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
   EXPECT_EQ(*code, 130) << ReadFile(copy->log_path());
   EXPECT_TRUE(absl::StrContains(ReadFile(copy->log_path()), "Terminating immediately"))
       << ReadFile(copy->log_path());
+  locker.join();
   std::this_thread::sleep_for(milliseconds(500));  // the server notices the closed sessions
   ExpectOnlyFinishedChunksCommitted();
   ExpectResumes();

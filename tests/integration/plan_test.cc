@@ -1,15 +1,20 @@
 // Planning and preflight: stage --dry-run, the checks that run before stage writes and before
 // copy leases (scheduled policies, privileges, connection room), largest chunks first, and
 // workers that reconnect after a number of chunks.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "tests/integration/fixture.h"
 
 namespace backfill::testing {
@@ -204,6 +209,98 @@ TEST_F(PlanTest, WorkersOpenFreshSessionsAfterTheGivenNumberOfChunks) {
   EXPECT_EQ(reconnects, 3) << worker_log;
   EXPECT_EQ(TargetDigest("SELECT * FROM public.metrics"),
             SourceDigest("SELECT * FROM public.metrics"));
+}
+
+TEST_F(PlanTest, MaxRateAndTheCapOnChunksPerHypertableHold) {
+  CreateMetrics(6);
+  ASSERT_EQ(
+      Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", "2024-01-07"})
+          .exit_code,
+      0);
+  // Sample how many chunks of the hypertable are leased at once while the copy runs.
+  std::atomic<bool> done{false};
+  std::atomic<int> most{0};
+  std::thread sampler([&] {
+    while (!done) {
+      int leased = 0;
+      (void)absl::SimpleAtoi(
+          TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL AND "
+                      "lease_holder IS NOT NULL AND lease_expires_at > now()"),
+          &leased);
+      most = std::max(most.load(), leased);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  constexpr double kRate = 256 * 1024;
+  const absl::Time start = absl::Now();
+  ProcessResult copied =
+      Copy({"-p", "2", "--max-rate", "256k", "--max-chunks-per-hypertable", "1"});
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  done = true;
+  sampler.join();
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  double bytes = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtod(TargetValue("SELECT sum(bytes_copied) FROM __backfill.task"), &bytes));
+  std::cerr << "[ INFO     ] " << bytes << " bytes in " << seconds << " s under --max-rate 256k"
+            << std::endl;
+  EXPECT_LE(bytes / seconds, kRate * 1.05);
+  EXPECT_EQ(most.load(), 1);
+  EXPECT_EQ(TargetDigest("SELECT * FROM public.metrics"),
+            SourceDigest("SELECT * FROM public.metrics"));
+  ProcessResult bad = Copy({"--max-rate", "fast"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(bad.err, "'fast' is not a rate")) << bad.err;
+}
+
+TEST_F(PlanTest, ThrottleChangesARunningCopy) {
+  CreateMetrics(6);
+  ASSERT_EQ(
+      Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", "2024-01-07"})
+          .exit_code,
+      0);
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  const std::string log = absl::StrCat(source_->dir(), "/throttle-", db_);
+  BackgroundProcess coordinator({BinPath("backfill-coordinator"), "--listen", address,
+                                 "--heartbeat-ms", "300", "--lease-timeout-ms", "3000"},
+                                log + "-coordinator.log");
+  for (int i = 0;
+       i < 200 && !absl::StrContains(ReadFile(coordinator.log_path()), "listening on port"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  BackgroundProcess worker({BinPath("backfill-worker"), "--coordinator", address},
+                           log + "-worker.log");
+  // 16 KiB/s: this copy would take half a minute.
+  BackgroundProcess copy({BinPath("backfillctl"), "copy", "--coordinator", address, "--source",
+                          SourceDsn(), "--target", TargetDsn(), "--max-rate", "16k"},
+                         log + "-copy.log");
+  auto logged = [&](const std::string& what) {
+    for (int i = 0; i < 600; ++i) {
+      if (absl::StrContains(ReadFile(worker.log_path()), what)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  ASSERT_TRUE(logged("rate limit now 16384 bytes/s"))
+      << ReadFile(worker.log_path()) << ReadFile(copy.log_path());
+  ProcessResult lifted =
+      Ctl({"throttle", "--target", TargetDsn(), "--max-rate", "0"}, {}, "backfillctl");
+  ASSERT_EQ(lifted.exit_code, 0) << lifted.err;
+  EXPECT_EQ(lifted.out,
+            "Throttle: no rate limit for all workers together; no cap on chunks per "
+            "hypertable.\n");
+  ASSERT_TRUE(logged("rate limit now none")) << ReadFile(worker.log_path());
+  std::optional<int> code = copy.WaitFor(60000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(copy.log_path());
+  EXPECT_EQ(*code, 0) << ReadFile(copy.log_path());
+  EXPECT_EQ(TargetDigest("SELECT * FROM public.metrics"),
+            SourceDigest("SELECT * FROM public.metrics"));
+  ProcessResult shown = Ctl({"throttle", "--target", TargetDsn(), "--max-rate", "50M",
+                             "--max-chunks-per-hypertable", "4"},
+                            {}, "backfillctl");
+  EXPECT_EQ(shown.out,
+            "Throttle: 50.0 MiB/s for all workers together; at most 4 chunks of one hypertable "
+            "at a time.\n");
 }
 
 }  // namespace
