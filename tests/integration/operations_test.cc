@@ -275,22 +275,25 @@ TEST_F(OperationsTest, MetricsEndpointsShowTheCountersMovingDuringACopy) {
   EXPECT_TRUE(WaitFor([&] { return !HttpGet(worker_port, "/metrics").empty(); }, 30));
   std::thread lock = HoldLastChunk(5);
   std::unique_ptr<BackgroundProcess> copy = StartCopy();
-  // Mid-copy: five chunks are in, the sixth is held by the lock.
-  std::string scrape;
+  // Mid-copy: five chunks are in, the sixth is held by the lock. Counters move with reports,
+  // the task gauges with the coordinator's next progress read: wait until both show it.
+  std::string scrape, worker_mid;
   ASSERT_TRUE(WaitFor(
       [&] {
         scrape = HttpGet(coordinator_port, "/metrics");
+        worker_mid = HttpGet(worker_port, "/metrics");
         return MetricValue(scrape, "backfill_chunks_copied_total") == 5 &&
-               MetricValue(scrape, "backfill_tasks{state=\"leased\"}") == 1;
+               MetricValue(scrape, "backfill_tasks{state=\"done\"}") == 5 &&
+               MetricValue(scrape, "backfill_tasks{state=\"leased\"}") == 1 &&
+               MetricValue(worker_mid, "backfill_worker_tasks_in_progress") == 1;
       },
       30))
-      << scrape;
+      << scrape << worker_mid;
   EXPECT_EQ(MetricValue(scrape, "backfill_rows_copied_total"), 5 * 1440) << scrape;
-  EXPECT_EQ(MetricValue(scrape, "backfill_tasks{state=\"done\"}"), 5) << scrape;
+  EXPECT_EQ(MetricValue(scrape, "backfill_tasks{state=\"pending\"}"), 0) << scrape;
   EXPECT_EQ(MetricValue(scrape, "backfill_connected_workers"), 1) << scrape;
   EXPECT_EQ(MetricValue(scrape, "backfill_chunk_copy_seconds_count"), 5) << scrape;
-  const std::string worker_mid = HttpGet(worker_port, "/metrics");
-  EXPECT_EQ(MetricValue(worker_mid, "backfill_worker_tasks_in_progress"), 1) << worker_mid;
+  EXPECT_EQ(MetricValue(worker_mid, "backfill_worker_rows_copied_total"), 5 * 1440) << worker_mid;
 
   lock.join();
   std::optional<int> code = copy->WaitFor(60000);
