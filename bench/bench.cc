@@ -22,6 +22,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,10 +66,12 @@ struct Options {
   }
 };
 
-[[noreturn]] void Die(const std::string& message) {
-  std::cerr << "backfill_bench: " << message << std::endl;
-  std::exit(1);
-}
+// Unwinds to main(), so that the clusters are stopped and removed on the way out.
+struct BenchFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void Die(const std::string& message) { throw BenchFailure(message); }
 
 std::string Bin(const std::string& name) { return absl::StrCat(BACKFILL_BIN_DIR, "/", name); }
 
@@ -568,6 +571,11 @@ int main(int argc, char** argv) {
   app.add_option("--only", options.only,
                  "run only these figures, comma-separated: plain, compressed, stage, memory");
   CLI11_PARSE(app, argc, argv);
-  backfill::bench::Bench(options).Run();
+  try {
+    backfill::bench::Bench(options).Run();
+  } catch (const backfill::bench::BenchFailure& e) {
+    std::cerr << "backfill_bench: " << e.what() << std::endl;
+    return 1;
+  }
   return 0;
 }
