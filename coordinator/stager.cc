@@ -193,6 +193,15 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
   return absl::OkStatus();
 }
 
+// The response's entry for `h`, named as the user knows it.
+v1::StagedHypertable* AddHypertable(const Hypertable& h, v1::StageResponse* response) {
+  v1::StagedHypertable* staged = response->add_hypertables();
+  staged->set_schema(h.schema);
+  staged->set_name(h.name);
+  if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
+  return staged;
+}
+
 // What stage would do, with sizes, and the source's read rate on one sample chunk; writes
 // nothing.
 absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vector<Plan>& plans) {
@@ -200,10 +209,7 @@ absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vect
   const Chunk* sample = nullptr;
   for (const Plan& plan : plans) {
     const Hypertable& h = plan.hypertable;
-    v1::StagedHypertable* staged = response.add_hypertables();
-    staged->set_schema(h.schema);
-    staged->set_name(h.name);
-    if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
+    v1::StagedHypertable* staged = AddHypertable(h, &response);
     for (const PlannedChunk& p : plan.chunks) {
       v1::PlannedChunk* out = staged->add_planned();
       out->set_chunk(p.chunk.DisplayName());
@@ -353,10 +359,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
   int64_t created = 0;
   for (const Plan& plan : plans) {
     const Hypertable& h = plan.hypertable;
-    v1::StagedHypertable* staged = response.add_hypertables();
-    staged->set_schema(h.schema);
-    staged->set_name(h.name);
-    if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
+    v1::StagedHypertable* staged = AddHypertable(h, &response);
     for (const PlannedChunk& p : plan.chunks) {
       if (p.action == Action::kKeep) {
         staged->set_chunks_already_staged(staged->chunks_already_staged() + 1);

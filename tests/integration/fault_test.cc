@@ -75,14 +75,6 @@ class FaultTest : public BackfillTest {
         Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", until});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
-  template <typename Predicate>
-  static bool WaitFor(Predicate done, int seconds = 60) {
-    for (int i = 0; i < seconds * 20; ++i) {
-      if (done()) return true;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    return false;
-  }
   int64_t TasksWorked() {
     int64_t n = 0;
     (void)absl::SimpleAtoi(TargetValue("SELECT count(worked) FROM __backfill.task"), &n);

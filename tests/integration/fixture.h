@@ -2,9 +2,11 @@
 // suite, a fresh database pair per test, and helpers that run the real binaries.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -13,6 +15,16 @@
 #include "tests/harness/process.h"
 
 namespace backfill::testing {
+
+// Polls `done` every 50 ms for up to `seconds`; whether it became true.
+template <typename Predicate>
+bool WaitFor(Predicate done, int seconds = 60) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
 
 // Path of one of our binaries in the build tree.
 std::string BinPath(const std::string& name);

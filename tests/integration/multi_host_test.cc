@@ -97,15 +97,6 @@ class MultiHostTest : public ::testing::Test {
   std::string SourceDsn() const { return source_->Dsn(kDb); }
   std::string TargetDsn() const { return target_->Uri(kDb); }
 
-  template <typename Predicate>
-  static bool WaitFor(Predicate done, int seconds = 60) {
-    for (int i = 0; i < seconds * 20; ++i) {
-      if (done()) return true;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    return false;
-  }
-
   static VirtualNetwork* net_;
   static PgCluster* source_;
   static PgCluster* target_;

@@ -108,14 +108,6 @@ class OperationsTest : public BackfillTest {
                             seconds, "); COMMIT"));
     });
   }
-  template <typename Predicate>
-  static bool WaitFor(Predicate done, int seconds = 60) {
-    for (int i = 0; i < seconds * 20; ++i) {
-      if (done()) return true;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    return false;
-  }
 
   std::string address_;
   std::unique_ptr<BackgroundProcess> coordinator_;
