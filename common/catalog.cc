@@ -1,5 +1,6 @@
 #include "common/catalog.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -51,6 +52,43 @@ absl::Status CheckSupportedVersion(absl::string_view role, const TimescaleVersio
       version.AtLeast(2, 29) ? "use a release of this tool that supports it"
                              : "update the extension on both sides (ALTER EXTENSION timescaledb "
                                "UPDATE) to a supported version first"));
+}
+
+absl::Status CheckAbsoluteTime(absl::string_view flag, absl::string_view value) {
+  static constexpr absl::string_view kSpecial[] = {"now",      "today",    "yesterday",
+                                                   "tomorrow", "infinity", "epoch"};
+  // PostgreSQL finds these words anywhere in a time input ("now()", "today 10:00").
+  std::string words = absl::AsciiStrToLower(value);
+  for (char& c : words) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) c = ' ';
+  }
+  for (absl::string_view word : absl::StrSplit(words, ' ', absl::SkipEmpty())) {
+    for (absl::string_view special : kSpecial) {
+      if (word != special) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, " '", value, "' is a relative or special value (", special,
+          "): it would mean another time on every run, or no time at all\nhint: give the "
+          "absolute time where dual writes began, e.g. ",
+          flag, " '2025-01-06T00:00:00Z'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSameVersion(const TimescaleVersion& source, const TimescaleVersion& target) {
+  if (source.text == target.text) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the source runs TimescaleDB ", source.text, " and the target runs ", target.text,
+      "\nhint: update the older one (ALTER EXTENSION timescaledb UPDATE) so both run "
+      "the same version, then run this command again"));
+}
+
+absl::Status CheckVersions(pg::Connection& source, pg::Connection& target) {
+  absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
+  if (!source_catalog.ok()) return source_catalog.status();
+  absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
+  if (!target_catalog.ok()) return target_catalog.status();
+  return CheckSameVersion(source_catalog->version(), target_catalog->version());
 }
 
 absl::StatusOr<std::vector<Hypertable>> Catalog::ListHypertables(absl::string_view filter) {
@@ -216,7 +254,8 @@ absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
   std::vector<Column> out;
   out.reserve(rows->rows());
   for (int i = 0; i < rows->rows(); ++i) {
-    out.push_back(Column{rows->Get(i, 0), rows->Get(i, 1), rows->GetBool(i, 2)});
+    out.push_back(Column{rows->Get(i, 0), rows->Get(i, 1), rows->GetBool(i, 2), rows->GetBool(i, 3),
+                         rows->GetBool(i, 4)});
   }
   return out;
 }

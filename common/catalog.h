@@ -74,6 +74,8 @@ struct Column {
   std::string name;
   std::string type;  // format_type(), typmod included
   bool binary_io = true;
+  bool not_null = false;
+  bool has_default = false;  // a default, an identity or a generated column
 };
 
 // A hypertable as the target knows it: a continuous aggregate's materialization has its own
@@ -180,11 +182,24 @@ absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
 
 absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name);
 
+// OK unless `value` is one of PostgreSQL's relative or special time inputs (now, today,
+// yesterday, tomorrow, infinity, -infinity, epoch), alone or within the value: they mean
+// another time on every run, or no time at all. InvalidArgument names `flag` and the value.
+absl::Status CheckAbsoluteTime(absl::string_view flag, absl::string_view value);
+
 // Parses "2.22.1" (and "2.28.0-dev"); InvalidArgument otherwise.
 absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text);
 
 // OK when `version` is within kSupportedTimescaleRange; else FailedPrecondition naming the
 // `role` ("source", "target"), the version and the range, with a hint.
 absl::Status CheckSupportedVersion(absl::string_view role, const TimescaleVersion& version);
+
+// OK when source and target run the same TimescaleDB version; else FailedPrecondition naming
+// both. Compressed batches are an on-disk format of one version: stage, copy, verify,
+// refresh-caggs and every worker connection check this, not only stage.
+absl::Status CheckSameVersion(const TimescaleVersion& source, const TimescaleVersion& target);
+
+// Catalog::Load on both connections, then CheckSameVersion.
+absl::Status CheckVersions(pg::Connection& source, pg::Connection& target);
 
 }  // namespace backfill

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
 namespace backfill {
 namespace {
 
@@ -48,6 +51,24 @@ TEST(CheckSupportedVersionTest, NamesTheSideTheVersionAndTheRange) {
             "(supported: 2.22 to 2.28)\nhint: use a release of this tool that supports it");
   EXPECT_FALSE(CheckSupportedVersion("target", *ParseTimescaleVersion("1.7.5")).ok());
   EXPECT_FALSE(CheckSupportedVersion("target", *ParseTimescaleVersion("3.0.0")).ok());
+}
+
+TEST(CheckAbsoluteTimeTest, RefusesRelativeAndSpecialWordsAnywhereInTheValue) {
+  for (const char* bad : {"now", "NOW()", "today", "Today 10:00", "yesterday", "tomorrow",
+                          "infinity", "-infinity", "+Infinity", "epoch", "2024-01-01 now"}) {
+    absl::Status s = CheckAbsoluteTime("--until", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StartsWith(s.message(), absl::StrCat("--until '", bad, "' is a relative")))
+        << s.message();
+  }
+  EXPECT_EQ(CheckAbsoluteTime("--until", "now").message(),
+            "--until 'now' is a relative or special value (now): it would mean another time on "
+            "every run, or no time at all\nhint: give the absolute time where dual writes began, "
+            "e.g. --until '2025-01-06T00:00:00Z'");
+  for (const char* ok : {"2025-01-06", "2025-01-06T00:00:00Z", "2025-01-06 10:00:00+02:00",
+                         "1704067200", "-5", "Jan 6 2025", "2025-01-06T00:00:00.000000Z"}) {
+    EXPECT_TRUE(CheckAbsoluteTime("--until", ok).ok()) << ok;
+  }
 }
 
 }  // namespace

@@ -19,6 +19,10 @@ absl::StatusOr<v1::RefreshCaggsResponse> RefreshContinuousAggregates(
   if (!source_catalog.ok()) return source_catalog.status();
   absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
   if (!target_catalog.ok()) return target_catalog.status();
+  if (absl::Status s = CheckSameVersion(source_catalog->version(), target_catalog->version());
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<std::vector<ContinuousAggregate>> source_caggs =
       source_catalog->ListContinuousAggregates(request.filter());
   if (!source_caggs.ok()) return source_caggs.status();

@@ -330,8 +330,10 @@ absl::StatusOr<std::shared_ptr<ConnectionPool>> Coordinator::PrepareJob(
   {
     absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
     if (!source.ok()) return source.status();
-    absl::StatusOr<Catalog> catalog = Catalog::Load(**source);
-    if (!catalog.ok()) return catalog.status();
+    absl::StatusOr<std::unique_ptr<pg::Connection>> target = Open(databases.target(), "target");
+    if (!target.ok()) return target.status();
+    // Before any lease: batches written by one TimescaleDB version must not land in another's.
+    if (absl::Status s = CheckVersions(**source, **target); !s.ok()) return s;
     if (checks.planned_workers > 0) {
       if (absl::Status s = CheckConnectionRoom(
               **source, checks.planned_workers,

@@ -32,6 +32,7 @@ struct StagedTask {
   bool cut = false;
   int64_t until_internal = 0;
   std::string until_literal;
+  bool worked = false;  // copied by this tool (up to until_literal when cut)
 };
 
 enum class Action { kInsert, kWiden, kKeep };
@@ -41,6 +42,8 @@ struct PlannedChunk {
   bool cut = false;  // copy only rows before --until
   Action action = Action::kInsert;
   int64_t task_id = 0;  // for kWiden
+  // For kWiden of a copied task: rows below this were copied by this tool; "" otherwise.
+  std::string copied_until;
 };
 
 struct Plan {
@@ -48,23 +51,27 @@ struct Plan {
   TargetHypertable target;
   UntilValue until;
   std::vector<PlannedChunk> chunks;
+  std::vector<std::string> notes;  // for the user, not problems
 };
 
 std::string Name(const Hypertable& h) {
   return h.is_cagg() ? DisplayName(h.view_schema, h.view_name) : h.DisplayName();
 }
 
-// Every problem with the target hypertable's columns, as lines for the report.
+// Every problem with the target hypertable's columns, as lines for the report; columns only
+// the target has, which copied rows leave to their defaults, go to `notes`.
 absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target, const Hypertable& h,
-                                const TargetHypertable& t, std::vector<std::string>* problems) {
+                                const TargetHypertable& t, std::vector<std::string>* problems,
+                                std::vector<std::string>* notes) {
   absl::StatusOr<std::vector<Column>> source_columns = ListColumns(source, h.QualifiedName());
   if (!source_columns.ok()) return source_columns.status();
   absl::StatusOr<std::vector<Column>> target_columns =
       ListColumns(target, QuoteQualified(t.schema, t.name));
   if (!target_columns.ok()) return target_columns.status();
-  std::map<std::string, std::string> target_types;
+  std::map<std::string, std::string> target_types, source_types;
   for (const Column& c : *target_columns) target_types[c.name] = c.type;
   for (const Column& c : *source_columns) {
+    source_types[c.name] = c.type;
     auto it = target_types.find(c.name);
     if (it == target_types.end()) {
       problems->push_back(absl::StrCat(Name(h), ": column ", QuoteIdent(c.name), " (", c.type,
@@ -72,6 +79,19 @@ absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target, 
     } else if (it->second != c.type) {
       problems->push_back(absl::StrCat(Name(h), ": column ", QuoteIdent(c.name), " is ", c.type,
                                        " in the source but ", it->second, " in the target"));
+    }
+  }
+  for (const Column& c : *target_columns) {
+    if (source_types.count(c.name) > 0) continue;
+    if (c.not_null && !c.has_default) {
+      problems->push_back(absl::StrCat(
+          Name(h), ": column ", QuoteIdent(c.name), " (", c.type,
+          ") is only in the target and is NOT NULL without a default: copied rows cannot fill "
+          "it (give it a default in the target, or add it to the source)"));
+    } else {
+      notes->push_back(absl::StrCat("column ", QuoteIdent(c.name), " (", c.type,
+                                    ") is only in the target: copied rows get its ",
+                                    c.has_default ? "default" : "default, NULL"));
     }
   }
   return absl::OkStatus();
@@ -86,6 +106,7 @@ void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& 
     if (it == staged.end()) continue;
     const StagedTask& task = it->second;
     p.task_id = task.task_id;
+    if (task.worked) p.copied_until = task.until_literal;
     const bool narrower =
         (!task.cut && p.cut) || (task.cut && p.cut && plan->until.internal < task.until_internal);
     const bool wider =
@@ -109,7 +130,8 @@ absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> ReadSt
   if (!rows.ok()) return rows.status();
   for (int i = 0; i < rows->rows(); ++i) {
     staged[{rows->Get(i, 0), rows->Get(i, 1)}] =
-        StagedTask{rows->GetInt(i, 2), rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5)};
+        StagedTask{rows->GetInt(i, 2), rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5),
+                   rows->GetBool(i, 6)};
   }
   return staged;
 }
@@ -118,6 +140,40 @@ std::string UntilJson(const Plan& plan, bool cut) {
   return cut ? absl::StrCat("\"until_internal\":", plan.until.internal,
                             ",\"until_literal\":", JsonQuote(plan.until.literal))
              : "\"until_internal\":null,\"until_literal\":null";
+}
+
+// The dual-write guard: rows the copy of `plan` would replace in the target that this tool
+// did not copy there (a --until that reaches into the application's writes, or rows copied
+// by other means) are a problem each, per target chunk. One statement for the hypertable.
+absl::Status CheckTargetRows(pg::Connection& target, const Plan& plan, Findings* findings) {
+  std::vector<std::string> planned;
+  for (const PlannedChunk& p : plan.chunks) {
+    if (p.action == Action::kKeep) continue;
+    planned.push_back(absl::StrCat(
+        "{\"chunk\":", JsonQuote(p.chunk.DisplayName()), ",\"slices\":", p.chunk.slices,
+        ",\"from\":", p.copied_until.empty() ? "null" : JsonQuote(p.copied_until),
+        ",\"until\":", p.cut ? JsonQuote(plan.until.literal) : "null", "}"));
+  }
+  if (planned.empty()) return absl::OkStatus();
+  absl::StatusOr<pg::Result> rows =
+      target.Exec(sql::kTargetRows, {absl::StrCat(plan.target.id),
+                                     absl::StrCat("[", absl::StrJoin(planned, ","), "]"),
+                                     plan.hypertable.time_column, plan.hypertable.time_type});
+  if (!rows.ok()) return rows.status();
+  for (int i = 0; i < rows->rows(); ++i) {
+    findings->problems.push_back(absl::StrCat(
+        Name(plan.hypertable), ": chunk ", rows->Get(i, 0), " (", rows->Get(i, 1),
+        " in the target) already holds ", rows->Get(i, 2), " rows that copy would replace, from ",
+        rows->Get(i, 3), " to ", rows->Get(i, 4)));
+  }
+  if (rows->rows() > 0) {
+    findings->Hint(absl::StrCat(
+        "copy replaces the target's rows below --until in every staged chunk; these rows were "
+        "not copied by this tool. If --until is wrong (it must be where dual writes began), "
+        "stage again with the right one; if they are rows copied before a clean, or you mean "
+        "to replace them with the source's, stage again with --replace-target-rows"));
+  }
+  return absl::OkStatus();
 }
 
 // Writes one batch in one short target transaction: creates the missing target chunks,
@@ -193,12 +249,18 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
   return absl::OkStatus();
 }
 
-// The response's entry for `h`, named as the user knows it.
-v1::StagedHypertable* AddHypertable(const Hypertable& h, v1::StageResponse* response) {
+// The response's entry for a plan's hypertable, named as the user knows it, with the cutoff
+// as parsed and the notes.
+v1::StagedHypertable* AddHypertable(const Plan& plan, v1::StageResponse* response) {
+  const Hypertable& h = plan.hypertable;
   v1::StagedHypertable* staged = response->add_hypertables();
   staged->set_schema(h.schema);
   staged->set_name(h.name);
   if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
+  staged->set_until(h.time_type == "timestamp with time zone"
+                        ? absl::StrCat(plan.until.literal, " (UTC)")
+                        : absl::StrCat(plan.until.literal, " (", h.time_type, ")"));
+  for (const std::string& note : plan.notes) staged->add_notes(note);
   return staged;
 }
 
@@ -208,8 +270,7 @@ absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vect
   v1::StageResponse response;
   const Chunk* sample = nullptr;
   for (const Plan& plan : plans) {
-    const Hypertable& h = plan.hypertable;
-    v1::StagedHypertable* staged = AddHypertable(h, &response);
+    v1::StagedHypertable* staged = AddHypertable(plan, &response);
     for (const PlannedChunk& p : plan.chunks) {
       v1::PlannedChunk* out = staged->add_planned();
       out->set_chunk(p.chunk.DisplayName());
@@ -259,15 +320,14 @@ absl::Status EnsureTaskSchema(pg::Connection& target) {
 
 absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connection& target,
                                              const v1::StageRequest& request) {
+  if (absl::Status s = CheckAbsoluteTime("--until", request.until()); !s.ok()) return s;
   absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
   if (!source_catalog.ok()) return source_catalog.status();
   absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
   if (!target_catalog.ok()) return target_catalog.status();
-  if (source_catalog->version().text != target_catalog->version().text) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the source runs TimescaleDB ", source_catalog->version().text, " and the target runs ",
-        target_catalog->version().text,
-        "\nhint: update the older one so both run the same version, then stage again"));
+  if (absl::Status s = CheckSameVersion(source_catalog->version(), target_catalog->version());
+      !s.ok()) {
+    return s;
   }
 
   absl::StatusOr<std::vector<Hypertable>> all = source_catalog->ListHypertables(request.filter());
@@ -295,6 +355,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
   // Plan everything and collect every problem before writing anything.
   std::vector<std::string> problems;
   std::vector<Plan> plans;
+  Findings findings;
   for (int32_t id : selected) {
     const Hypertable& h = *by_id.at(id);
     absl::StatusOr<UntilValue> until = source_catalog->ParseUntil(h, request.until());
@@ -309,18 +370,23 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
       problems.push_back(absl::StrCat(
           Name(h), h.is_cagg() ? " is not a continuous aggregate" : " is not a hypertable",
           " in the target"));
+      findings.Hint(
+          "restore the source's schema and TimescaleDB catalog into the target first: see "
+          "\"Preparing the target\" in the README");
       continue;
     }
-    if (absl::Status s = CheckTargetColumns(source, target, h, **in_target, &problems); !s.ok()) {
+    std::vector<std::string> notes;
+    if (absl::Status s = CheckTargetColumns(source, target, h, **in_target, &problems, &notes);
+        !s.ok()) {
       return s;
     }
     absl::StatusOr<std::vector<Chunk>> chunks = source_catalog->ListChunks(h, until->internal);
     if (!chunks.ok()) return chunks.status();
-    Plan plan{h, **in_target, *until, {}};
+    Plan plan{h, **in_target, *until, {}, std::move(notes)};
     plan.chunks.reserve(chunks->size());
     for (Chunk& c : *chunks) {
       const bool cut = c.time_end > until->internal;
-      plan.chunks.push_back(PlannedChunk{std::move(c), cut, Action::kInsert, 0});
+      plan.chunks.push_back(PlannedChunk{std::move(c), cut, Action::kInsert, 0, ""});
     }
     absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> staged =
         ReadStaged(target, schema_exists, h);
@@ -329,7 +395,6 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     plans.push_back(std::move(plan));
   }
   // Preflight on what the plan would touch; its findings join the planning problems.
-  Findings findings;
   {
     std::vector<std::string> source_tables, target_tables;
     for (const Plan& plan : plans) {
@@ -342,6 +407,11 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     if (absl::Status s = CheckPrivileges(source, source_tables, target, target_tables, &findings);
         !s.ok()) {
       return s;
+    }
+    if (!request.replace_target_rows()) {
+      for (const Plan& plan : plans) {
+        if (absl::Status s = CheckTargetRows(target, plan, &findings); !s.ok()) return s;
+      }
     }
   }
   problems.insert(problems.end(), findings.problems.begin(), findings.problems.end());
@@ -359,7 +429,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
   int64_t created = 0;
   for (const Plan& plan : plans) {
     const Hypertable& h = plan.hypertable;
-    v1::StagedHypertable* staged = AddHypertable(h, &response);
+    v1::StagedHypertable* staged = AddHypertable(plan, &response);
     for (const PlannedChunk& p : plan.chunks) {
       if (p.action == Action::kKeep) {
         staged->set_chunks_already_staged(staged->chunks_already_staged() + 1);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <google/protobuf/util/json_util.h>
@@ -16,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "backfill_common_sql.h"
 #include "common/auth.h"
+#include "common/catalog.h"
 #include "common/json.h"
 #include "common/pg.h"
 #include "common/quote.h"
@@ -86,6 +88,12 @@ class Embedded {
   std::vector<std::thread> threads_;
 };
 
+// The cutoff as the coordinator parsed it, and what the user should know about the target.
+void PrintCutoffAndNotes(const v1::StagedHypertable& h) {
+  if (!h.until().empty()) std::cout << "  rows before " << h.until() << "\n";
+  for (const std::string& note : h.notes()) std::cout << "  note: " << note << "\n";
+}
+
 int PrintDryRun(const v1::StageResponse& response, const CtlOptions& options) {
   int64_t chunks = 0, bytes = 0, uncompressed = 0;
   for (const v1::StagedHypertable& h : response.hypertables()) {
@@ -98,6 +106,7 @@ int PrintDryRun(const v1::StageResponse& response, const CtlOptions& options) {
       std::cout << ", " << h.chunks_already_staged() << " already staged";
     }
     std::cout << "\n";
+    PrintCutoffAndNotes(h);
     for (const v1::PlannedChunk& c : h.planned()) {
       std::cout << "  " << c.action() << " " << c.chunk() << ": "
                 << (c.compressed()
@@ -145,6 +154,7 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   request.set_cascade_down(options.cascade_down);
   request.set_dry_run(options.dry_run);
   request.set_allow_active_jobs(options.allow_active_jobs);
+  request.set_replace_target_rows(options.replace_target_rows);
   absl::StatusOr<v1::StageResponse> response = client.Stage(request);
   if (!response.ok()) return Fail(response.status());
   if (options.dry_run) return PrintDryRun(*response, options);
@@ -161,6 +171,7 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
       std::cout << "; " << h.chunks_already_staged() << " were already staged";
     }
     std::cout << "\n";
+    PrintCutoffAndNotes(h);
     staged += h.chunks_staged();
     already += h.chunks_already_staged();
     widened += h.chunks_widened();
@@ -476,7 +487,27 @@ int RunThrottle(const CtlOptions& options) {
   return kExitOk;
 }
 
+// Bad arguments found before anything connects: one message and exit 2, nothing written.
+int CheckArguments(const CtlOptions& options) {
+  for (const auto& [conninfo, role] : {std::pair{&options.databases.source(), "source"},
+                                       std::pair{&options.databases.target(), "target"}}) {
+    if (conninfo->empty()) continue;
+    if (absl::Status s = pg::ValidateConninfo(*conninfo, role); !s.ok()) {
+      std::cerr << "error: " << s.message() << std::endl;
+      return kExitUsage;
+    }
+  }
+  if (options.command == "stage") {
+    if (absl::Status s = CheckAbsoluteTime("--until", options.until); !s.ok()) {
+      std::cerr << "error: " << s.message() << std::endl;
+      return kExitUsage;
+    }
+  }
+  return kExitOk;
+}
+
 int RunCommand(const CtlOptions& options) {
+  if (int code = CheckArguments(options); code != kExitOk) return code;
   // status and throttle work on the target alone: no coordinator, no signals to handle.
   if (options.command == "status") return RunStatus(options);
   if (options.command == "throttle") return RunThrottle(options);

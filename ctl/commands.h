@@ -29,6 +29,8 @@ struct CtlOptions {
   bool dry_run = false;            // stage: plan and report only
   double throughput_mib = 0;       // stage --dry-run: MiB/s for the estimate; 0: measure
   bool allow_active_jobs = false;  // stage, copy: go ahead despite scheduled policies
+  // stage: replace target rows below --until that this tool did not copy (dual writes)
+  bool replace_target_rows = false;
   // copy, throttle: bytes per second for all workers together (0: no limit), and chunks of
   // one hypertable copied at once (0: no cap); -1: leave as stored.
   int64_t max_rate = -1;

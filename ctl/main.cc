@@ -112,6 +112,10 @@ int main(int argc, char** argv) {
                   "stage even though policies are scheduled on the staged hypertables or "
                   "their continuous aggregates in the target");
 
+  stage->add_flag("--replace-target-rows", options.replace_target_rows,
+                  "stage even though the target already holds rows below --until, not copied "
+                  "by this tool, in chunks to copy: copy replaces them with the source's");
+
   CLI::App* copy = app.add_subcommand("copy", "copy the staged chunks");
   AddDatabases(copy, &options, true);
   copy->add_option("-p,--parallelism", options.parallelism,

@@ -147,7 +147,9 @@ absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
       options_.source_override.empty() ? databases.source() : options_.source_override;
   const std::string& target =
       options_.target_override.empty() ? databases.target() : options_.target_override;
+  bool reconnected = false;
   if (source_ == nullptr || !source_->ok() || source != source_conninfo_) {
+    reconnected = true;
     source_.reset();
     absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
         pg::Connection::Open(source, options_.application_name, "source");
@@ -156,6 +158,7 @@ absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
     source_conninfo_ = source;
   }
   if (target_ == nullptr || !target_->ok() || target != target_conninfo_) {
+    reconnected = true;
     target_.reset();
     absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
         pg::Connection::Open(target, options_.application_name, "target");
@@ -169,6 +172,15 @@ absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
       LOG(WARNING) << "worker " << worker_id_
                    << ": this target cannot keep backfilled rows out of its continuous-aggregate "
                       "invalidation log; the next refresh will re-materialize their ranges";
+    }
+  }
+  if (reconnected) {
+    // Either side may have been upgraded since the copy began: check again on every new
+    // session, and keep none that failed the check so the next task checks again.
+    if (absl::Status s = CheckVersions(*source_, *target_); !s.ok()) {
+      source_.reset();
+      target_.reset();
+      return s;
     }
   }
   return absl::OkStatus();

@@ -1,6 +1,9 @@
 #include "tests/integration/fixture.h"
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -111,6 +114,28 @@ std::string BackfillTest::SourceDigest(const std::string& query) {
 
 std::string BackfillTest::TargetDigest(const std::string& query) {
   return Digest(target_, db_, query);
+}
+
+void BackfillTest::PrepareTargetByReadmeRecipe() {
+  std::ifstream readme(absl::StrCat(BACKFILL_SOURCE_DIR, "/README.md"));
+  ASSERT_TRUE(readme.good()) << "cannot read README.md";
+  std::string line, script;
+  bool marked = false, inside = false;
+  while (std::getline(readme, line)) {
+    if (line == "<!-- recipe: preparing-the-target -->") marked = true;
+    if (!marked) continue;
+    if (inside && line == "```") break;
+    if (inside) absl::StrAppend(&script, line, "\n");
+    if (line == "```sh") inside = true;
+  }
+  ASSERT_FALSE(script.empty()) << "README.md has no recipe block after its marker";
+  char dir_template[] = "/tmp/backfill-recipe-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  ASSERT_NE(dir, nullptr);
+  ProcessResult r = RunProcess({"bash", "-euo", "pipefail", "-c", script},
+                               {{"SOURCE", SourceDsn()}, {"TARGET", TargetDsn()}}, 300, dir);
+  (void)RunProcess({"rm", "-rf", dir});
+  ASSERT_EQ(r.exit_code, 0) << "the README's recipe failed:\n" << r.out << r.err;
 }
 
 void BackfillTest::CreateMetrics(int days) {

@@ -57,6 +57,12 @@ class BackfillTest : public ::testing::Test {
   std::string SourceDigest(const std::string& query);
   std::string TargetDigest(const std::string& query);
 
+  // Prepares the target from the source as README.md's "Preparing the target" says, running
+  // its recipe word for word (schema and TimescaleDB catalog by pg_dump, restored between
+  // timescaledb_pre_restore() and timescaledb_post_restore()). The target database must be
+  // empty but for the extension at the source's version.
+  void PrepareTargetByReadmeRecipe();
+
   // public.metrics(time timestamptz, device int, value float8, note text), 1-day chunks, on
   // both sides; the source holds one row per minute from 2024-01-01 for `days` days.
   void CreateMetrics(int days);

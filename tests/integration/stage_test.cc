@@ -525,7 +525,8 @@ TEST_F(StageTest, DifferentTimescaleVersionsAreRefusedNamingBoth) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err,
             "error: the source runs TimescaleDB 2.22.1 and the target runs 2.28.3\n"
-            "hint: update the older one so both run the same version, then stage again\n");
+            "hint: update the older one (ALTER EXTENSION timescaledb UPDATE) so both run the same "
+            "version, then run this command again\n");
 }
 
 }  // namespace
