@@ -285,6 +285,12 @@ absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn) {
   return std::string();
 }
 
+absl::StatusOr<bool> IsSuperuser(pg::Connection& conn) {
+  absl::StatusOr<pg::Result> rows = conn.Exec(sql::kIsSuperuser);
+  if (!rows.ok()) return rows.status();
+  return rows->GetBool(0, 0);
+}
+
 absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kRelationExists, {std::string(qualified_name)});
   if (!rows.ok()) return rows.status();

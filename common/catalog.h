@@ -180,6 +180,9 @@ absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn);
 absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
                                                 absl::string_view qualified_table);
 
+// Whether the session's user is a superuser, who may write TimescaleDB's catalog.
+absl::StatusOr<bool> IsSuperuser(pg::Connection& conn);
+
 absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name);
 
 // OK unless `value` is one of PostgreSQL's relative or special time inputs (now, today,

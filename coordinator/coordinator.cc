@@ -18,6 +18,30 @@
 #include "coordinator/stager.h"
 
 namespace backfill {
+namespace {
+
+// copy --repair: re-opens the tasks the last verify found different; their chunks, as
+// "schema.name". FailedPrecondition when no verify has run.
+absl::StatusOr<std::vector<std::string>> ReopenMismatched(pg::Connection& conn) {
+  absl::StatusOr<pg::Result> verified = conn.Exec(sql::kVerifiedCount);
+  if (!verified.ok()) return verified.status();
+  if (verified->GetInt(0, 0) == 0) {
+    return absl::FailedPreconditionError(
+        "nothing to repair: no copied chunk has been verified\nhint: run verify first; copy "
+        "--repair then copies again the chunks it found different");
+  }
+  absl::StatusOr<pg::Result> rows = conn.Exec(sql::kReopenMismatched);
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> chunks;
+  chunks.reserve(static_cast<size_t>(rows->rows()));
+  for (int i = 0; i < rows->rows(); ++i) chunks.push_back(rows->Get(i, 0));
+  std::sort(chunks.begin(), chunks.end());
+  LOG(INFO) << "copy --repair: re-opened " << chunks.size()
+            << " chunks the last verify found different";
+  return chunks;
+}
+
+}  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options)
     : options_(std::move(options)),
@@ -382,11 +406,17 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
                  Preflight{!request.allow_active_jobs(), request.planned_workers()});
   if (!prepared.ok()) return prepared.status();
   std::shared_ptr<ConnectionPool> pool = *std::move(prepared);
+  std::vector<std::string> reopened;  // sent with the first progress message
   {
     absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
     if (!conn.ok()) return conn.status();
     absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetFailed);
     if (!reset.ok()) return reset.status();
+    if (request.repair()) {
+      absl::StatusOr<std::vector<std::string>> reopened_tasks = ReopenMismatched(**conn);
+      if (!reopened_tasks.ok()) return reopened_tasks.status();
+      reopened = *std::move(reopened_tasks);
+    }
     if (absl::Status s = (*conn)->ExecScript(sql::kCreateThrottle); !s.ok()) return s;
     if (request.has_max_bytes_per_second() || request.has_max_chunks_per_hypertable()) {
       absl::StatusOr<pg::Result> set = (*conn)->Exec(
@@ -433,6 +463,8 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
       continue;
     }
     unreachable_since = absl::InfiniteFuture();
+    for (std::string& chunk : reopened) progress->add_reopened(std::move(chunk));
+    reopened.clear();
     const bool finished =
         progress->tasks_done() + progress->tasks_failed() >= progress->tasks_total();
     {

@@ -231,6 +231,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   v1::CopyRequest request;
   *request.mutable_databases() = options.databases;
   request.set_allow_active_jobs(options.allow_active_jobs);
+  request.set_repair(options.repair);
   if (embedded != nullptr) request.set_planned_workers(options.parallelism);
   if (options.max_rate >= 0) request.set_max_bytes_per_second(options.max_rate);
   if (options.max_chunks_per_hypertable >= 0) {
@@ -248,10 +249,18 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   int64_t shown = -1;  // finished chunks printed so far, counting those done before this run
   auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
+      if (options.repair && !json && style != ProgressStyle::kQuiet) {
+        std::cout << "Re-opened " << progress.reopened_size()
+                  << " chunks the last verify found different";
+        for (const std::string& chunk : progress.reopened()) std::cout << "\n  " << chunk;
+        std::cout << std::endl;
+      }
       const int64_t pending = progress.tasks_total() - progress.tasks_done();
       if (json) {
         std::cout << "{\"event\":\"start\",\"chunks_total\":" << progress.tasks_total()
-                  << ",\"chunks_pending\":" << pending << "}" << std::endl;
+                  << ",\"chunks_pending\":" << pending;
+        if (options.repair) std::cout << ",\"chunks_reopened\":" << progress.reopened_size();
+        std::cout << "}" << std::endl;
       } else if (style != ProgressStyle::kQuiet) {
         std::cout << "Copying " << pending << " pending chunks of " << progress.tasks_total()
                   << " staged" << std::endl;

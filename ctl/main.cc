@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
   copy->add_flag("--allow-active-jobs", options.allow_active_jobs,
                  "copy even though policies are scheduled on the staged hypertables or their "
                  "continuous aggregates in the target");
+  copy->add_flag("--repair", options.repair,
+                 "first re-open the copied chunks the last verify found different (damaged in "
+                 "the target, or changed in the source since), so they are copied again");
   copy->add_flag("--json", options.json,
                  "print JSON lines on stdout: one per chunk, one per progress interval, and a "
                  "last one with the outcome");

@@ -119,9 +119,12 @@ class Copier {
             "target chunk ", DisplayName(spec_.target_chunk_schema, spec_.target_chunk_name),
             " does not exist (dropped after staging?); run clean and stage again"));
       }
-      absl::Status copied = source_state->compressed() && !spec_.cut
-                                ? CopyBatches(*source_state, *target_state, &outcome)
-                                : CopyRows(*source_state, *target_state, &outcome);
+      // Batches of an unordered chunk are correct only with the UNORDERED bit, which only a
+      // superuser can set; otherwise the target compresses the rows itself, ordered.
+      const bool batches = source_state->compressed() && !spec_.cut &&
+                           (!source_state->unordered() || spec_.target_superuser);
+      absl::Status copied = batches ? CopyBatches(*source_state, *target_state, &outcome)
+                                    : CopyRows(*source_state, *target_state, &outcome);
       if (!copied.ok()) return copied;
       message = absl::StrCat("copied ", outcome.rows, " rows from ", display,
                              outcome.batches_copied ? " (compressed batches as they are)" : "");
@@ -138,7 +141,7 @@ class Copier {
 
  private:
   // Rows, by name, from the source chunk (decompressed when it is compressed) into the target
-  // chunk, which is decompressed first and compressed again when either side was compressed.
+  // chunk, which is decompressed first and ends compressed when the source chunk is.
   absl::Status CopyRows(const ChunkState& source_state, const ChunkState& target_state,
                         CopyOutcome* outcome) {
     if (target_state.compressed()) {
@@ -160,9 +163,7 @@ class Copier {
     if (!stats.ok()) return stats.status();
     outcome->rows = stats->rows;
     outcome->bytes = stats->bytes;
-    if (source_state.compressed() || target_state.compressed()) {
-      return Call(target_, "public.compress_chunk", target_chunk_);
-    }
+    if (source_state.compressed()) return Call(target_, "public.compress_chunk", target_chunk_);
     return absl::OkStatus();
   }
 
@@ -245,11 +246,12 @@ class Copier {
       outcome->bytes += heap->bytes;
     }
     // Batches that may overlap on the order-by columns must be marked so, or ordered reads go
-    // wrong; recompressing rebuilds them ordered through the public API.
-    if (source_state.unordered()) {
-      return Call(target_, "public.compress_chunk", target_chunk_, ", recompress => true");
-    }
-    return absl::OkStatus();
+    // wrong; a PARTIAL bit the target had from before goes if the source has none.
+    if (!spec_.target_superuser) return absl::OkStatus();
+    absl::StatusOr<pg::Result> carried = target_.Exec(
+        sql::kCarryStatus,
+        {spec_.target_chunk_schema, spec_.target_chunk_name, absl::StrCat(source_state.status)});
+    return carried.status();
   }
 
   // Carries the source chunk's compression statistics (what chunk_compression_stats()

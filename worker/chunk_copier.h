@@ -9,12 +9,15 @@
 //  - source compressed, whole chunk: its compressed batches are copied as they are into the
 //    target chunk's compressed chunk (created empty by compress_chunk when missing, emptied
 //    when present), and its uncompressed heap rows, if any, through the target hypertable so
-//    the target chunk is marked partial. Nothing is decompressed on either side. When the
-//    two compressed layouts differ, the rows are copied decompressed and compressed again.
+//    the target chunk is marked partial. Nothing is decompressed on either side. The source's
+//    UNORDERED and PARTIAL status bits are carried (target_superuser). When the two
+//    compressed layouts differ, or the source chunk is unordered and the bits cannot be
+//    carried, the rows are copied decompressed and the target compresses them (ordered).
 //  - source compressed and cut by --until: the rows before --until are read decompressed,
 //    the target chunk is decompressed, cleared below --until, filled, and compressed again.
 //  - source uncompressed: rows are copied; a target chunk that was compressed is decompressed
-//    first and compressed again afterwards.
+//    first and stays so.
+// The target chunk thus ends in the source chunk's compression state at copy time.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +44,9 @@ struct CopySpec {
   // invalidation log (SkipInvalidationStatement); refresh-caggs brings the aggregates up to
   // date afterwards. Empty when the target has no way to.
   std::string skip_invalidation;
+  // The target session may write TimescaleDB's catalog (a superuser): chunk status bits are
+  // carried as they are.
+  bool target_superuser = false;
   // Paces the COPY data to the coordinator's share of --max-rate; null: no limit.
   RateLimiter* limiter = nullptr;
 };

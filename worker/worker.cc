@@ -165,6 +165,9 @@ absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
     if (!conn.ok()) return conn.status();
     target_ = *std::move(conn);
     target_conninfo_ = target;
+    absl::StatusOr<bool> superuser = IsSuperuser(*target_);
+    if (!superuser.ok()) return superuser.status();
+    target_superuser_ = *superuser;
     absl::StatusOr<std::string> skip = SkipInvalidationStatement(*target_);
     if (!skip.ok()) return skip.status();
     skip_invalidation_ = *std::move(skip);
@@ -284,6 +287,7 @@ void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chu
   CopySpec spec;
   FillFromTask(task, &spec);
   spec.skip_invalidation = skip_invalidation_;
+  spec.target_superuser = target_superuser_;
   spec.limiter = &limiter_;
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
   if (!outcome.ok()) {

@@ -67,6 +67,7 @@ class Worker {
   std::unique_ptr<pg::Connection> source_;
   std::unique_ptr<pg::Connection> target_;
   std::string skip_invalidation_;  // for the current target connection
+  bool target_superuser_ = false;  // the current target session may write the catalog
   int tasks_on_connections_ = 0;
   // Paces copies to the coordinator's share of --max-rate; updated by lease and heartbeats.
   RateLimiter limiter_;

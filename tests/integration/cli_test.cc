@@ -131,7 +131,9 @@ TEST_F(CliDatabaseTest, HypertableMissingInTheTargetIsReportedBeforeWritingAnyth
   EXPECT_EQ(r.err,
             "error: cannot stage: 2 problems\n"
             "  public.metrics: column \"note\" (text) is missing in the target\n"
-            "  public.other is not a hypertable in the target\n");
+            "  public.other is not a hypertable in the target\n"
+            "hint: restore the source's schema and TimescaleDB catalog into the target first: see "
+            "\"Preparing the target\" in the README\n");
   EXPECT_EQ(TargetValue("SELECT count(*) FROM pg_namespace WHERE nspname = '__backfill'"), "0");
 }
 

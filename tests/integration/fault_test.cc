@@ -70,9 +70,12 @@ class FaultTest : public BackfillTest {
                                  "--source", SourceDsn(), "--target", TargetDsn()},
         absl::StrCat(source_->dir(), "/copy-", db_, ".log"));
   }
-  void Stage(const std::string& until) {
-    ProcessResult r =
-        Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", until});
+  // `replace`: the target holds rows below --until on purpose (stale copies to replace).
+  void Stage(const std::string& until, bool replace = false) {
+    std::vector<std::string> args = {"stage",     "--source", SourceDsn(), "--target",
+                                     TargetDsn(), "--until",  until};
+    if (replace) args.emplace_back("--replace-target-rows");
+    ProcessResult r = Ctl(args);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
   int64_t TasksWorked() {
@@ -128,7 +131,7 @@ TEST_F(FaultTest, AStoppedWorkerWhoseLeaseWasGrantedAgainNeverCommits) {
       "INSERT INTO public.f SELECT t, d, 0 FROM generate_series(timestamptz "
       "'2024-01-01 00:00+00', '2024-01-01 00:10+00', interval '10 seconds') t, "
       "generate_series(1, 20) d");
-  Stage("2024-01-02");
+  Stage("2024-01-02", /*replace=*/true);
   StartCoordinator();
   const std::string chunk = TargetValue(
       "SELECT format('%I.%I', target_chunk_schema, target_chunk_name) FROM __backfill.task");

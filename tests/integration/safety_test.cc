@@ -2,6 +2,7 @@
 // (schema and TimescaleDB catalog restored between pre- and post-restore), dual writes the
 // tool must never replace unasked, a mistyped --until, one side upgraded after staging, schema
 // drift, and each chunk ending in its source chunk's compression state.
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -266,6 +267,199 @@ TEST_F(UntilGuardTest, ColumnsOnlyTheTargetHasAreNamedAtStage) {
   EXPECT_EQ(TargetValue("SELECT count(*) || '/' || count(region) || '/' || sum(site) FROM "
                         "public.metrics"),
             "1440/0/10080");
+}
+
+// --- item 5: repair after verify ----------------------------------------------------------
+
+TEST_F(PreparedTargetTest, CopyRepairRecopiesExactlyTheChunksVerifyFoundDifferent) {
+  CreateSource();
+  PrepareTargetByReadmeRecipe();
+  ASSERT_EQ(Stage(kUntil, {"--filter", "^public\\.cm$"}).exit_code, 0);
+  ProcessResult no_verify =
+      Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "--repair"});
+  EXPECT_EQ(no_verify.exit_code, 1) << no_verify.out << no_verify.err;
+  EXPECT_TRUE(absl::StartsWith(no_verify.err,
+                               "error: nothing to repair: no copied chunk has been verified\n"))
+      << no_verify.err;
+  ASSERT_EQ(Copy().exit_code, 0);
+  // Two target chunks damaged (a compressed one and the cut one), and one source chunk
+  // changed since the copy.
+  ExecTarget(
+      "UPDATE public.cm SET val = -1 WHERE time = '2024-01-01 05:00+00' AND device = 'dev-1';"
+      "DELETE FROM public.cm WHERE time >= '2024-01-04 03:00+00' AND time < '2024-01-04 "
+      "03:05+00'");
+  ExecSource("INSERT INTO public.cm VALUES ('2024-01-02 07:00:30+00', 'dev-8', 8, 'late', 8)");
+  const std::string worked =
+      "SELECT string_agg(chunk_name || '=' || worked::text, '|' ORDER BY task_id) FROM "
+      "__backfill.task";
+  const std::string worked_before = TargetValue(worked);
+  ProcessResult differ = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
+  ASSERT_EQ(differ.exit_code, 3) << differ.out << differ.err;
+
+  ProcessResult repaired =
+      Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "--repair"});
+  ASSERT_EQ(repaired.exit_code, 0) << repaired.out << repaired.err;
+  std::vector<std::string> reopened;
+  for (const std::string day : {"2024-01-01", "2024-01-02", "2024-01-04"}) {
+    reopened.push_back(SourceValue(absl::StrCat(
+        "SELECT chunk_name FROM timescaledb_information.chunks WHERE hypertable_name = 'cm' "
+        "AND range_start = '",
+        day, " 00:00+00'")));
+  }
+  EXPECT_TRUE(absl::StrContains(repaired.out,
+                                "Re-opened 3 chunks the last verify found "
+                                "different\n"))
+      << repaired.out;
+  for (const std::string& chunk : reopened) {
+    EXPECT_TRUE(absl::StrContains(repaired.out, absl::StrCat("  _timescaledb_internal.", chunk)))
+        << chunk << "\n"
+        << repaired.out;
+  }
+  ProcessResult verified = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  EXPECT_EQ(TargetValue(kStates), SourceValue(kStates));
+  // Every other chunk was left as it was: its task's worked range is unchanged.
+  const std::vector<std::string> before = absl::StrSplit(worked_before, '|');
+  const std::vector<std::string> after = absl::StrSplit(TargetValue(worked), '|');
+  ASSERT_EQ(before.size(), after.size());
+  int changed = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    const std::string chunk = before[i].substr(0, before[i].find('='));
+    const bool repaired_chunk =
+        std::find(reopened.begin(), reopened.end(), chunk) != reopened.end();
+    if (repaired_chunk) {
+      EXPECT_NE(before[i], after[i]) << chunk;
+      ++changed;
+    } else {
+      EXPECT_EQ(before[i], after[i]) << chunk;
+    }
+  }
+  EXPECT_EQ(changed, 3);
+}
+
+// --- items 3 and 4: the target chunk ends in the source chunk's state ----------------------
+
+class ChunkStateTest : public PreparedTargetTest {
+ protected:
+  // public.cm over five days and public.u, an empty hypertable compressed by ts, both in the
+  // source before the target is prepared from it: days 2, 3 and 5 compressed, 1 and 4 not.
+  void CreateSourceAtDumpTime() {
+    ExecSource(R"(
+      CREATE TABLE public.cm (time timestamptz NOT NULL, device text NOT NULL, val float8,
+                              label text, n int);
+      SELECT create_hypertable('public.cm', 'time', chunk_time_interval => interval '1 day');
+      ALTER TABLE public.cm SET (timescaledb.compress, timescaledb.compress_segmentby = 'device',
+                                 timescaledb.compress_orderby = 'time DESC');
+      INSERT INTO public.cm SELECT t, 'dev-' || d, i * 0.25, 'lbl-' || (i % 7), i
+        FROM generate_series(timestamptz '2024-01-01 00:00+00', '2024-01-05 23:59+00',
+                             interval '1 minute') WITH ORDINALITY AS g(t, i),
+             generate_series(1, 3) d;
+      CREATE TABLE public.u (ts timestamptz NOT NULL, device text NOT NULL, v int);
+      SELECT create_hypertable('public.u', 'ts', chunk_time_interval => interval '1 day');
+      ALTER TABLE public.u SET (timescaledb.compress, timescaledb.compress_segmentby = 'device',
+                                timescaledb.compress_orderby = 'ts');)");
+    Compress("2024-01-02");
+    Compress("2024-01-03");
+    Compress("2024-01-05");
+  }
+  // After the dump, every transition: uncompressed -> compressed (day 1), compressed ->
+  // uncompressed (day 2), compressed -> partial (day 3), uncompressed -> partial (day 4); and
+  // public.u gets an unordered chunk from two direct-compress COPY streams, even minutes then
+  // odd ones.
+  void ChangeSourceAfterDump() {
+    Compress("2024-01-01");
+    Decompress("2024-01-02");
+    Compress("2024-01-04");
+    ExecSource(
+        "INSERT INTO public.cm VALUES ('2024-01-03 10:00:30+00', 'dev-9', 1, 'heap', 1), "
+        "('2024-01-04 11:00:30+00', 'dev-9', 2, 'heap', 2)");
+    for (int parity : {0, 1}) {
+      ExecSource(absl::StrCat(
+          "SET timescaledb.enable_direct_compress_copy = on;"
+          "COPY public.u FROM PROGRAM 'seq ",
+          parity,
+          " 2 999 | awk ''{printf \"2024-01-01 %02d:%02d:00+00,a,%d\\n\", $1 / 60, $1 % 60, "
+          "$1}''' WITH (FORMAT csv)"));
+    }
+  }
+  static constexpr char kUStates[] =
+      "SELECT string_agg(_timescaledb_functions.chunk_status_text(format('%I.%I', chunk_schema, "
+      "chunk_name)::regclass)::text, ',') FROM timescaledb_information.chunks WHERE "
+      "hypertable_name = 'u'";
+  static constexpr char kOrdered[] =
+      "SELECT string_agg(v::text, ',') FROM (SELECT v FROM public.u WHERE device = 'a' "
+      "ORDER BY ts LIMIT 8) x";
+  static constexpr char kCompressedCount[] =
+      "SELECT count(*) FILTER (WHERE is_compressed) || '/' || count(*) FROM "
+      "timescaledb_information.chunks WHERE hypertable_name = 'cm'";
+  void ExpectMirrored() {
+    const std::string all = "SELECT * FROM public.cm";
+    EXPECT_EQ(TargetDigest(all), SourceDigest(all));
+    EXPECT_EQ(TargetDigest("SELECT * FROM public.u"), SourceDigest("SELECT * FROM public.u"));
+    EXPECT_EQ(SourceValue(kStates),
+              "01:{COMPRESSED},02:{},03:{COMPRESSED,PARTIAL},04:{COMPRESSED,PARTIAL},"
+              "05:{COMPRESSED}");
+    EXPECT_EQ(TargetValue(kStates), SourceValue(kStates));
+    EXPECT_EQ(TargetValue(kCompressedCount), SourceValue(kCompressedCount));
+    EXPECT_EQ(SourceValue(kOrdered), "0,1,2,3,4,5,6,7");
+    EXPECT_EQ(TargetValue(kOrdered), SourceValue(kOrdered));
+  }
+  // Batches in public.u's compressed chunk.
+  std::string UBatches(bool source) {
+    const std::string q =
+        "SELECT format('%I.%I', z.schema_name, z.table_name) FROM _timescaledb_catalog.chunk c "
+        "JOIN _timescaledb_catalog.chunk z ON z.id = c.compressed_chunk_id "
+        "JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id WHERE h.table_name = 'u'";
+    const std::string table = source ? SourceValue(q) : TargetValue(q);
+    const std::string count = absl::StrCat("SELECT count(*) FROM ONLY ", table);
+    return source ? SourceValue(count) : TargetValue(count);
+  }
+};
+
+TEST_F(ChunkStateTest, EveryTransitionSinceTheDumpEndsInTheSourceState) {
+  CreateSourceAtDumpTime();
+  PrepareTargetByReadmeRecipe();
+  ASSERT_EQ(TargetValue(kStates), "01:{},02:{COMPRESSED},03:{COMPRESSED},04:{},05:{COMPRESSED}");
+  ChangeSourceAfterDump();
+  ASSERT_EQ(SourceValue(kUStates), "{COMPRESSED,UNORDERED}");
+  ProcessResult staged = Stage("2024-01-06");
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  ProcessResult copied = Copy();
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  ExpectMirrored();
+  // As a superuser the unordered chunk's batches went across as they are, with its bit.
+  EXPECT_EQ(TargetValue(kUStates), "{COMPRESSED,UNORDERED}");
+  EXPECT_EQ(UBatches(false), UBatches(true));
+  ProcessResult verified = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+}
+
+TEST_F(ChunkStateTest, ANonSuperuserGetsAnUnorderedChunkCompressedInOrder) {
+  CreateSourceAtDumpTime();
+  PrepareTargetByReadmeRecipe();
+  ChangeSourceAfterDump();
+  // Stage and copy connect as the tables' owner, without superuser rights (as on Timescale
+  // Cloud).
+  ExecTarget(
+      "CREATE ROLE backfill_owner LOGIN;"
+      "ALTER TABLE public.cm OWNER TO backfill_owner;"
+      "ALTER TABLE public.u OWNER TO backfill_owner;"
+      "GRANT CREATE ON DATABASE " +
+      db_ + " TO backfill_owner");
+  std::string target = TargetDsn();
+  const size_t at = target.find("postgres@");
+  ASSERT_NE(at, std::string::npos) << target;
+  target.replace(at, 9, "backfill_owner@");
+  ProcessResult staged =
+      Ctl({"stage", "--source", SourceDsn(), "--target", target, "--until", "2024-01-06"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  ProcessResult copied = Ctl({"copy", "--source", SourceDsn(), "--target", target, "-p", "2"});
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  ExpectMirrored();
+  // Without the right to set the UNORDERED bit the target compressed the rows itself, in
+  // order: ordered reads are right without the bit.
+  EXPECT_EQ(TargetValue(kUStates), "{COMPRESSED}");
 }
 
 // --- item 2: versions ---------------------------------------------------------------------

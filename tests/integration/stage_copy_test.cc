@@ -109,7 +109,14 @@ TEST_F(StageCopyTest, CopyMovesEveryRowBelowUntilExactlyOnceAndLeavesDualWritesA
   const std::string versions_before = DualWriteRowVersions();
   ASSERT_EQ(dual_writes_before.substr(0, 2), "3|");
 
-  ProcessResult staged = Ctl(Stage());
+  // The guard names the row below --until that this tool did not copy; the user consents.
+  ProcessResult guarded = Ctl(Stage());
+  EXPECT_EQ(guarded.exit_code, 1) << guarded.out << guarded.err;
+  EXPECT_TRUE(absl::StrContains(guarded.err, "already holds 1 rows that copy would replace"))
+      << guarded.err;
+  std::vector<std::string> consent = Stage();
+  consent.push_back("--replace-target-rows");
+  ProcessResult staged = Ctl(consent);
   ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
   ProcessResult copied = Ctl(Copy());
   ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
@@ -126,7 +133,10 @@ TEST_F(StageCopyTest, CopyMovesEveryRowBelowUntilExactlyOnceAndLeavesDualWritesA
 TEST_F(StageCopyTest, CopyReplacesStaleTargetRowsInTheStagedRange) {
   CreateMetrics(5);
   ExecTarget("INSERT INTO public.metrics VALUES ('2024-01-02 00:00:30+00', 7, 0, 'stale')");
-  ASSERT_EQ(Ctl(Stage()).exit_code, 0);
+  EXPECT_EQ(Ctl(Stage()).exit_code, 1);  // the guard, until the user consents
+  std::vector<std::string> consent = Stage();
+  consent.push_back("--replace-target-rows");
+  ASSERT_EQ(Ctl(consent).exit_code, 0);
   ASSERT_EQ(Ctl(Copy()).exit_code, 0);
   EXPECT_EQ(TargetDigest(kBelowUntil), SourceDigest(kBelowUntil));
   EXPECT_EQ(TargetValue("SELECT count(*) FROM public.metrics WHERE note = 'stale'"), "0");
@@ -145,7 +155,12 @@ TEST_F(StageCopyTest, RerunningCopyOrCleanStageCopyNeverDuplicates) {
   EXPECT_EQ(TargetDigest(kBelowUntil), SourceDigest(kBelowUntil));
 
   ASSERT_EQ(Ctl({"clean", "--target", TargetDsn()}).exit_code, 0);
-  ProcessResult restaged = Ctl(Stage());
+  // After clean the tool no longer knows it copied these rows: staging them again needs
+  // consent.
+  EXPECT_EQ(Ctl(Stage()).exit_code, 1);
+  std::vector<std::string> consent = Stage();
+  consent.push_back("--replace-target-rows");
+  ProcessResult restaged = Ctl(consent);
   ASSERT_EQ(restaged.exit_code, 0) << restaged.out << restaged.err;
   EXPECT_TRUE(absl::StrContains(restaged.out, "(0 target chunks created)")) << restaged.out;
   ASSERT_EQ(Ctl(Copy(3)).exit_code, 0);

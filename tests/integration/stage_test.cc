@@ -471,8 +471,15 @@ TEST_F(StageTest, StagingAgainWithALaterUntilWidensTheCutChunkAndCopiesTheRest) 
   EXPECT_EQ(TargetValue("SELECT count(*) FROM public.metrics WHERE time >= '2024-01-02 18:00+00'"),
             "1");
 
-  // Widening to the chunk's end makes it whole, and the later chunks are added.
-  ProcessResult whole = Stage("2024-01-04");
+  // Widening to the chunk's end would replace the dual write at 20:00: refused until the user
+  // consents. Then the chunk is whole, and the later chunks are added.
+  ProcessResult guarded = Stage("2024-01-04");
+  EXPECT_EQ(guarded.exit_code, 1) << guarded.out << guarded.err;
+  EXPECT_TRUE(absl::StrContains(guarded.err,
+                                "already holds 1 rows that copy would replace, from 2024-01-02 "
+                                "20:00:00+00 to 2024-01-02 20:00:00+00"))
+      << guarded.err;
+  ProcessResult whole = Stage("2024-01-04", {"--replace-target-rows"});
   ASSERT_EQ(whole.exit_code, 0) << whole.out << whole.err;
   EXPECT_TRUE(absl::StrContains(whole.out, "staged 1 chunks of public.metrics; 1 widened"))
       << whole.out;
