@@ -142,6 +142,13 @@ std::string UntilJson(const Plan& plan, bool cut) {
              : "\"until_internal\":null,\"until_literal\":null";
 }
 
+// The plan's cutoff as the user should read it: in UTC for timestamptz, else with its type.
+std::string UntilForUser(const Plan& plan) {
+  return plan.hypertable.time_type == "timestamp with time zone"
+             ? absl::StrCat(plan.until.literal, " (UTC)")
+             : absl::StrCat(plan.until.literal, " (", plan.hypertable.time_type, ")");
+}
+
 // The dual-write guard: rows the copy of `plan` would replace in the target that this tool
 // did not copy there (a --until that reaches into the application's writes, or rows copied
 // by other means) are a problem each, per target chunk. One statement for the hypertable.
@@ -172,6 +179,8 @@ absl::Status CheckTargetRows(pg::Connection& target, const Plan& plan, Findings*
         "not copied by this tool. If --until is wrong (it must be where dual writes began), "
         "stage again with the right one; if they are rows copied before a clean, or you mean "
         "to replace them with the source's, stage again with --replace-target-rows"));
+    findings->Hint(absl::StrCat("for ", Name(plan.hypertable), " --until resolves to rows before ",
+                                UntilForUser(plan)));
   }
   return absl::OkStatus();
 }
@@ -257,9 +266,7 @@ v1::StagedHypertable* AddHypertable(const Plan& plan, v1::StageResponse* respons
   staged->set_schema(h.schema);
   staged->set_name(h.name);
   if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
-  staged->set_until(h.time_type == "timestamp with time zone"
-                        ? absl::StrCat(plan.until.literal, " (UTC)")
-                        : absl::StrCat(plan.until.literal, " (", h.time_type, ")"));
+  staged->set_until(UntilForUser(plan));
   for (const std::string& note : plan.notes) staged->add_notes(note);
   return staged;
 }

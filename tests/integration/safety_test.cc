@@ -178,7 +178,11 @@ TEST_F(UntilGuardTest, AMistypedUntilThatReachesIntoDualWritesIsRefusedNamingThe
                                                     "copy would replace, from 2024-01-05 "
                                                     "08:00:00+00 to 2024-01-05 08:00:00+00\n")))
       << r.err;
-  EXPECT_TRUE(absl::StrContains(r.err, "stage again with --replace-target-rows")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err,
+                                "stage again with --replace-target-rows\nhint: for "
+                                "public.cm --until resolves to rows before 2024-01-06 "
+                                "00:00:00+00 (UTC)\n"))
+      << r.err;
   EXPECT_FALSE(Staged());
 
   // The right --until stages; the copy leaves the dual writes alone.
@@ -529,9 +533,40 @@ TEST_F(VersionSkewTest, CopyVerifyAndRefreshAreRefusedAfterOneSideIsUpgraded) {
             "0");
   EXPECT_EQ(*target_->QueryValue(db, "SELECT count(*) FROM public.cm_daily"), "0");
 
-  // Once both run the newer version, the copy goes ahead and is exact.
+  // Once both run the newer version, the coordinator lets the copy go ahead.
   ASSERT_TRUE(
       source_->Exec(db, absl::StrCat("ALTER EXTENSION timescaledb UPDATE TO '", newer, "'")).ok());
+
+  // A worker whose own sessions reach a database at another version (here its --target
+  // override, as if that side were downgraded while the copy ran) checks before touching
+  // anything: the task fails with the same message and nothing is written anywhere.
+  const std::string other = db_ + "_skew_old";
+  ASSERT_TRUE(target_->CreateDatabase(other, older).ok());
+  ASSERT_TRUE(target_->Exec(other, ddl).ok());
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  BackgroundProcess coordinator({BinPath("backfill-coordinator"), "--listen", address},
+                                absl::StrCat(source_->dir(), "/coordinator-", db, ".log"));
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(coordinator.log_path()), "listening on port");
+  })) << ReadFile(coordinator.log_path());
+  BackgroundProcess worker({BinPath("backfill-worker"), "--coordinator", address, "--name",
+                            "skewed", "--target", target_->Uri(other)},
+                           absl::StrCat(source_->dir(), "/worker-skewed-", db, ".log"));
+  ProcessResult refused =
+      Ctl({"copy", "--coordinator", address, "--source", source, "--target", target}, {},
+          "backfillctl");
+  EXPECT_EQ(refused.exit_code, 4) << refused.out << refused.err << ReadFile(worker.log_path());
+  EXPECT_TRUE(absl::StrContains(refused.err, absl::StrCat("the source runs TimescaleDB ", newer,
+                                                          " and the target runs ", older)))
+      << refused.err;
+  worker.Kill();
+  EXPECT_EQ(*target_->QueryValue(db, "SELECT count(*) FROM public.cm"), "0");
+  EXPECT_EQ(*target_->QueryValue(other, "SELECT count(*) FROM public.cm"), "0");
+  EXPECT_EQ(*target_->QueryValue(db,
+                                 "SELECT count(*) FROM __backfill.task WHERE worked IS NOT "
+                                 "NULL"),
+            "0");
+
   ProcessResult copied = Ctl({"copy", "--source", source, "--target", target});
   ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
   const std::string digest =
