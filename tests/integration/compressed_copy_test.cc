@@ -17,11 +17,7 @@ constexpr char kUntil[] = "2024-01-04T12:00:00";
 constexpr char kBelow[] = "SELECT * FROM public.cm WHERE time < '2024-01-04 12:00+00'";
 constexpr char kAtOrAfter[] = "SELECT * FROM public.cm WHERE time >= '2024-01-04 12:00+00'";
 // Per day below --until: "01:{}" etc., from the chunk status bits.
-constexpr char kStates[] =
-    "SELECT string_agg(to_char(range_start AT TIME ZONE 'UTC', 'DD') || ':' || "
-    "_timescaledb_functions.chunk_status_text(format('%I.%I', chunk_schema, "
-    "chunk_name)::regclass)::text, ',' ORDER BY range_start) FROM timescaledb_information.chunks "
-    "WHERE hypertable_name = 'cm' AND range_start < '2024-01-05 00:00+00'";
+const std::string kStates = ChunkStatesQuery("cm", "2024-01-05 00:00+00");
 
 class CompressedCopyTest : public BackfillTest {
  protected:
@@ -89,12 +85,7 @@ class CompressedCopyTest : public BackfillTest {
                                        CompressedChunk(source, day));
     return source ? SourceValue(q) : TargetValue(q);
   }
-  ProcessResult Stage() {
-    return Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", kUntil});
-  }
-  ProcessResult Copy() {
-    return Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "2"});
-  }
+  ProcessResult Stage() { return BackfillTest::Stage(kUntil); }
   void ExpectExactCopy() {
     EXPECT_EQ(SourceDigest(kBelow).substr(0, 6), "15122|");
     EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
@@ -152,10 +143,8 @@ TEST_F(CompressedCopyTest, RerunsNeverDuplicateCompressedRows) {
   ASSERT_EQ(Copy().exit_code, 0);
   ASSERT_EQ(Copy().exit_code, 0);  // nothing pending
   ASSERT_EQ(Ctl({"clean", "--target", TargetDsn()}).exit_code, 0);
-  ASSERT_EQ(Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", kUntil,
-                 "--replace-target-rows"})
-                .exit_code,
-            0);
+  // After clean the tool no longer knows it copied these rows: replacing them needs consent.
+  ASSERT_EQ(BackfillTest::Stage(kUntil, {"--replace-target-rows"}).exit_code, 0);
   ProcessResult again = Copy();
   ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
   ExpectExactCopy();

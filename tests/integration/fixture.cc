@@ -86,6 +86,27 @@ ProcessResult BackfillTest::Ctl(const std::vector<std::string>& args,
   return result;
 }
 
+ProcessResult BackfillTest::Stage(const std::string& until, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"stage",     "--source", SourceDsn(), "--target",
+                                   TargetDsn(), "--until",  until};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return Ctl(args);
+}
+
+ProcessResult BackfillTest::Copy() {
+  return Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "2"});
+}
+
+std::string ChunkStatesQuery(const std::string& hypertable, const std::string& before) {
+  return absl::StrCat(
+      "SELECT string_agg(to_char(range_start AT TIME ZONE 'UTC', 'DD') || ':' || "
+      "_timescaledb_functions.chunk_status_text(format('%I.%I', chunk_schema, "
+      "chunk_name)::regclass)::text, ',' ORDER BY range_start) FROM "
+      "timescaledb_information.chunks WHERE hypertable_schema = 'public' AND hypertable_name = ",
+      "'", hypertable, "'",
+      before.empty() ? "" : absl::StrCat(" AND range_start < '", before, "'"));
+}
+
 void BackfillTest::ExecSource(const std::string& sql) {
   absl::Status s = source_->Exec(db_, sql);
   ASSERT_TRUE(s.ok()) << s << "\nsql: " << sql;

@@ -26,6 +26,10 @@ bool WaitFor(Predicate done, int seconds = 60) {
   return false;
 }
 
+// A query for "DD:{STATUS,...}" per chunk of `hypertable` (in public), by day, from the chunk
+// status bits; only chunks starting before `before` when it is given.
+std::string ChunkStatesQuery(const std::string& hypertable, const std::string& before = "");
+
 // Path of one of our binaries in the build tree.
 std::string BinPath(const std::string& name);
 
@@ -41,6 +45,12 @@ class BackfillTest : public ::testing::Test {
   ProcessResult Ctl(const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env = {},
                     const std::string& program = "timescaledb-backfill");
+
+  // timescaledb-backfill stage from the test's source to its target up to `until`, with
+  // `extra` flags.
+  ProcessResult Stage(const std::string& until, const std::vector<std::string>& extra = {});
+  // copy with two local workers.
+  ProcessResult Copy();
 
   // Connection strings: the source as key/value, the target as a URI, so every test exercises
   // both forms.

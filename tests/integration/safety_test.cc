@@ -19,11 +19,7 @@ constexpr char kUntil[] = "2024-01-04T12:00:00Z";
 constexpr char kBelow[] = "SELECT * FROM public.cm WHERE time < '2024-01-04 12:00+00'";
 constexpr char kAtOrAfter[] = "SELECT * FROM public.cm WHERE time >= '2024-01-04 12:00+00'";
 // "DD:{STATUS,...}" per chunk of public.cm, by day.
-constexpr char kStates[] =
-    "SELECT string_agg(to_char(range_start AT TIME ZONE 'UTC', 'DD') || ':' || "
-    "_timescaledb_functions.chunk_status_text(format('%I.%I', chunk_schema, "
-    "chunk_name)::regclass)::text, ',' ORDER BY range_start) FROM timescaledb_information.chunks "
-    "WHERE hypertable_name = 'cm'";
+const std::string kStates = ChunkStatesQuery("cm");
 
 class PreparedTargetTest : public BackfillTest {
  protected:
@@ -31,17 +27,9 @@ class PreparedTargetTest : public BackfillTest {
   // days 1 to 3 compressed (a bloom filter on label), day 3 then written to (partial), and a
   // continuous aggregate refreshed up to day 3.
   void CreateSource() {
+    CreateCm();
     ExecSource(R"(
-      CREATE TABLE public.cm (time timestamptz NOT NULL, device text NOT NULL, val float8,
-                              label text, n int);
-      SELECT create_hypertable('public.cm', 'time', chunk_time_interval => interval '1 day');
       CREATE INDEX ON public.cm (label);
-      ALTER TABLE public.cm SET (timescaledb.compress, timescaledb.compress_segmentby = 'device',
-                                 timescaledb.compress_orderby = 'time DESC');
-      INSERT INTO public.cm SELECT t, 'dev-' || d, i * 0.25, 'lbl-' || (i % 7), i
-        FROM generate_series(timestamptz '2024-01-01 00:00+00', '2024-01-05 23:59+00',
-                             interval '1 minute') WITH ORDINALITY AS g(t, i),
-             generate_series(1, 3) d;
       CREATE MATERIALIZED VIEW public.cm_hourly WITH (timescaledb.continuous) AS
         SELECT time_bucket('1 hour', time) AS bucket, device, count(*) AS n FROM public.cm
         GROUP BY 1, 2 WITH NO DATA;)");
@@ -52,37 +40,33 @@ class PreparedTargetTest : public BackfillTest {
     Compress("2024-01-03");
     ExecSource("INSERT INTO public.cm VALUES ('2024-01-03 10:00:30+00', 'dev-9', 1, 'heap', 1)");
   }
-  void Compress(const std::string& day, bool source = true) {
-    const std::string sql = absl::StrCat(
-        "SELECT compress_chunk(c) FROM show_chunks('public.cm', newer_than => timestamptz '", day,
-        " 00:00+00' - interval '1 second', older_than => timestamptz '", day,
-        " 00:00+00' + interval '1 day') c");
-    if (source) {
-      ExecSource(sql);
-    } else {
-      ExecTarget(sql);
-    }
+  // public.cm in the source: 1-day chunks from 2024-01-01 to 2024-01-05, one row per minute
+  // and device, compression enabled, nothing compressed yet.
+  void CreateCm() {
+    ExecSource(R"(
+      CREATE TABLE public.cm (time timestamptz NOT NULL, device text NOT NULL, val float8,
+                              label text, n int);
+      SELECT create_hypertable('public.cm', 'time', chunk_time_interval => interval '1 day');
+      ALTER TABLE public.cm SET (timescaledb.compress, timescaledb.compress_segmentby = 'device',
+                                 timescaledb.compress_orderby = 'time DESC');
+      INSERT INTO public.cm SELECT t, 'dev-' || d, i * 0.25, 'lbl-' || (i % 7), i
+        FROM generate_series(timestamptz '2024-01-01 00:00+00', '2024-01-05 23:59+00',
+                             interval '1 minute') WITH ORDINALITY AS g(t, i),
+             generate_series(1, 3) d;)");
   }
-  void Decompress(const std::string& day) {
-    ExecSource(absl::StrCat(
-        "SELECT decompress_chunk(c) FROM show_chunks('public.cm', newer_than => timestamptz '", day,
-        " 00:00+00' - interval '1 second', older_than => timestamptz '", day,
-        " 00:00+00' + interval '1 day') c"));
+  // compress_chunk (or `function`) on the source's chunk of public.cm holding `day`.
+  void Compress(const std::string& day, const std::string& function = "compress_chunk") {
+    ExecSource(absl::StrCat("SELECT ", function,
+                            "(c) FROM show_chunks('public.cm', newer_than => timestamptz '", day,
+                            " 00:00+00' - interval '1 second', older_than => timestamptz '", day,
+                            " 00:00+00' + interval '1 day') c"));
   }
+  void Decompress(const std::string& day) { Compress(day, "decompress_chunk"); }
   // The application's dual writes, only in the target: at and after --until.
   void DualWrites() {
     ExecTarget(
         "INSERT INTO public.cm VALUES ('2024-01-04 12:00+00', 'dual', 1, 'd', 1), "
         "('2024-01-04 20:00+00', 'dual', 2, 'd', 2), ('2024-01-05 08:00+00', 'dual', 3, 'd', 3)");
-  }
-  ProcessResult Stage(const std::string& until, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"stage",     "--source", SourceDsn(), "--target",
-                                     TargetDsn(), "--until",  until};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return Ctl(args);
-  }
-  ProcessResult Copy() {
-    return Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "2"});
   }
   bool Staged() { return TargetValue("SELECT to_regclass('__backfill.task') IS NOT NULL") == "t"; }
   // The chunk of public.cm holding `day`, as the target names it.
@@ -349,16 +333,8 @@ class ChunkStateTest : public PreparedTargetTest {
   // public.cm over five days and public.u, an empty hypertable compressed by ts, both in the
   // source before the target is prepared from it: days 2, 3 and 5 compressed, 1 and 4 not.
   void CreateSourceAtDumpTime() {
+    CreateCm();
     ExecSource(R"(
-      CREATE TABLE public.cm (time timestamptz NOT NULL, device text NOT NULL, val float8,
-                              label text, n int);
-      SELECT create_hypertable('public.cm', 'time', chunk_time_interval => interval '1 day');
-      ALTER TABLE public.cm SET (timescaledb.compress, timescaledb.compress_segmentby = 'device',
-                                 timescaledb.compress_orderby = 'time DESC');
-      INSERT INTO public.cm SELECT t, 'dev-' || d, i * 0.25, 'lbl-' || (i % 7), i
-        FROM generate_series(timestamptz '2024-01-01 00:00+00', '2024-01-05 23:59+00',
-                             interval '1 minute') WITH ORDINALITY AS g(t, i),
-             generate_series(1, 3) d;
       CREATE TABLE public.u (ts timestamptz NOT NULL, device text NOT NULL, v int);
       SELECT create_hypertable('public.u', 'ts', chunk_time_interval => interval '1 day');
       ALTER TABLE public.u SET (timescaledb.compress, timescaledb.compress_segmentby = 'device',

@@ -16,15 +16,6 @@ namespace {
 
 class StageTest : public BackfillTest {
  protected:
-  ProcessResult Stage(const std::string& until, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"stage",     "--source", SourceDsn(), "--target",
-                                     TargetDsn(), "--until",  until};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return Ctl(args);
-  }
-  ProcessResult Copy() {
-    return Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "2"});
-  }
   void Clean() { ASSERT_EQ(Ctl({"clean", "--target", TargetDsn()}).exit_code, 0); }
   // "tasks/cut" in __backfill.task.
   std::string TaskCounts() {
