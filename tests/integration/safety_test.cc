@@ -217,6 +217,25 @@ TEST_F(UntilGuardTest, RestagingWhatThisToolCopiedIsNotRefused) {
   EXPECT_EQ(consent.exit_code, 0) << consent.out << consent.err;
 }
 
+TEST_F(UntilGuardTest, CountingStopsAfterTenChunksWithRows) {
+  CreateMetrics(12);
+  ASSERT_EQ(Stage("2024-01-13").exit_code, 0);
+  ASSERT_EQ(Copy().exit_code, 0);
+  ASSERT_EQ(Ctl({"clean", "--target", TargetDsn()}).exit_code, 0);
+  ProcessResult r = Stage("2024-01-13");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  const std::vector<std::string> lines = absl::StrSplit(r.err, '\n');
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](const std::string& line) {
+                            return absl::StrContains(line, " rows that copy would replace");
+                          }),
+            10)
+      << r.err;
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "  public.metrics: more chunks hold such rows (counting stopped at 10)\n"))
+      << r.err;
+}
+
 TEST_F(UntilGuardTest, AMalformedConnectionStringIsABadArgument) {
   ProcessResult r = Ctl({"stage", "--source", "host=127.0.0.1 bogus_key=1", "--target", TargetDsn(),
                          "--until", kUntil});
