@@ -121,14 +121,14 @@ absl::StatusOr<std::vector<Hypertable>> Catalog::ListHypertables(absl::string_vi
   return out;
 }
 
-absl::StatusOr<std::vector<Chunk>> Catalog::ListChunks(const Hypertable& hypertable,
-                                                       int64_t until) {
+absl::StatusOr<std::vector<Chunk>> Catalog::ListChunks(const Hypertable& hypertable, int64_t until,
+                                                       int64_t from) {
   // chunk.dropped exists until 2.25 and was removed in 2.26.
   absl::string_view query =
       version_.AtLeast(2, 26) ? sql::kListChunks : sql::kListChunksWithDropped;
   absl::StatusOr<pg::Result> rows =
       conn_->Exec(query, {absl::StrCat(hypertable.id), absl::StrCat(hypertable.time_dimension_id),
-                          absl::StrCat(until)});
+                          absl::StrCat(until), absl::StrCat(from)});
   if (!rows.ok()) return rows.status();
   std::vector<Chunk> out;
   out.reserve(rows->rows());
@@ -188,8 +188,8 @@ absl::StatusOr<std::optional<std::string>> Catalog::InternalToLiteral(int64_t in
   return std::optional<std::string>(rows->Get(0, 0));
 }
 
-absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
-                                               absl::string_view until) {
+absl::StatusOr<UntilValue> Catalog::ParseTime(const Hypertable& hypertable, absl::string_view flag,
+                                              absl::string_view until) {
   static constexpr absl::string_view kTypes[] = {"timestamp with time zone",
                                                  "timestamp without time zone",
                                                  "date",
@@ -202,7 +202,7 @@ absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
     return absl::InvalidArgumentError(
         absl::StrCat("cannot stage ", hypertable.DisplayName(), ": its time column ",
                      QuoteIdent(hypertable.time_column), " has type ", hypertable.time_type,
-                     ", which --until does not support"));
+                     ", which ", flag, " does not support"));
   }
   absl::StatusOr<pg::Result> rows =
       conn_->Exec(sql::kParseUntil, {std::string(until), hypertable.time_type});
@@ -210,14 +210,14 @@ absl::StatusOr<UntilValue> Catalog::ParseUntil(const Hypertable& hypertable,
     std::optional<std::string> state = pg::SqlState(rows.status());
     if (state.has_value() && state->substr(0, 2) == "22") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "cannot stage ", hypertable.DisplayName(), ": --until '", until, "' is not a valid ",
+          "cannot stage ", hypertable.DisplayName(), ": ", flag, " '", until, "' is not a valid ",
           hypertable.time_type, " for column ", QuoteIdent(hypertable.time_column)));
     }
     return rows.status();
   }
   if (rows->IsNull(0, 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot stage ", hypertable.DisplayName(),
-                                                   ": --until '", until, "' has no value"));
+    return absl::InvalidArgumentError(absl::StrCat("cannot stage ", hypertable.DisplayName(), ": ",
+                                                   flag, " '", until, "' has no value"));
   }
   return UntilValue{rows->GetInt(0, 0), rows->Get(0, 1)};
 }

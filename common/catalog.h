@@ -4,6 +4,7 @@
 // A Catalog borrows its connection: the connection must outlive it. Not thread-safe.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -118,8 +119,9 @@ class Catalog {
   // InvalidArgument quoting the filter when it is not a valid regular expression.
   absl::StatusOr<std::vector<Hypertable>> ListHypertables(absl::string_view filter);
 
-  // Live chunks of `hypertable` with any time below `until`, oldest first.
-  absl::StatusOr<std::vector<Chunk>> ListChunks(const Hypertable& hypertable, int64_t until);
+  // Live chunks of `hypertable` with any time in [from, until), oldest first.
+  absl::StatusOr<std::vector<Chunk>> ListChunks(const Hypertable& hypertable, int64_t until,
+                                                int64_t from = INT64_MIN);
 
   // Parses `until` for the hypertable's time column type. InvalidArgument names the
   // hypertable, the column and the type when the value does not parse or does not fit.
@@ -132,7 +134,12 @@ class Catalog {
   absl::StatusOr<std::optional<std::string>> InternalToLiteral(int64_t internal,
                                                                absl::string_view time_type);
 
-  absl::StatusOr<UntilValue> ParseUntil(const Hypertable& hypertable, absl::string_view until);
+  absl::StatusOr<UntilValue> ParseUntil(const Hypertable& hypertable, absl::string_view until) {
+    return ParseTime(hypertable, "--until", until);
+  }
+  // The same for the value of `flag` ("--until", "--from").
+  absl::StatusOr<UntilValue> ParseTime(const Hypertable& hypertable, absl::string_view flag,
+                                       absl::string_view value);
 
   // This database's counterpart of `source`: the same name, or for a continuous aggregate the
   // materialization behind the view of the same name.

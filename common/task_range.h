@@ -7,10 +7,11 @@
 
 namespace backfill {
 
-// "" when the task covers the whole chunk; otherwise ` WHERE "col" < 'until'::type`.
-// `time_type` must be a type name read from the catalog (regtype text), `until_literal` the
-// canonical text of the value in that type.
+// "" when the task covers the whole chunk; otherwise ` WHERE "col" < 'until'::type`, with
+// `"col" >= 'from'::type` too when `from_literal` is not empty (stage --from).
+// `time_type` must be a type name read from the catalog (regtype text), the literals the
+// canonical text of values in that type.
 std::string TaskRangeWhere(bool cut, absl::string_view time_column, absl::string_view time_type,
-                           absl::string_view until_literal);
+                           absl::string_view until_literal, absl::string_view from_literal = "");
 
 }  // namespace backfill

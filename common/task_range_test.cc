@@ -19,5 +19,11 @@ TEST(TaskRangeTest, QuotesHostileColumnNamesAndValues) {
             " WHERE \"t\"\"x\" < '1''; DROP TABLE x; --'::bigint");
 }
 
+TEST(TaskRangeTest, AFromBoundSelectsRowsAtOrAfterIt) {
+  EXPECT_EQ(TaskRangeWhere(false, "ts", "bigint", "", "100"), " WHERE \"ts\" >= '100'::bigint");
+  EXPECT_EQ(TaskRangeWhere(true, "ts", "date", "2024-02-01", "2024-01-15"),
+            " WHERE \"ts\" >= '2024-01-15'::date AND \"ts\" < '2024-02-01'::date");
+}
+
 }  // namespace
 }  // namespace backfill

@@ -160,6 +160,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   task->set_time_type(row->Get(0, 9));
   task->set_cut(row->GetBool(0, 10));
   task->set_until_literal(row->Get(0, 11));
+  task->set_from_literal(row->Get(0, 15));
   response.set_kind(v1::LeaseTaskResponse::TASK);
   response.set_work(job->work);
   response.set_row_hash(job->row_hash);

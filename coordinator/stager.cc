@@ -3,7 +3,9 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <climits>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -32,24 +34,30 @@ struct StagedTask {
   bool cut = false;
   int64_t until_internal = 0;
   std::string until_literal;
-  bool worked = false;  // copied by this tool (up to until_literal when cut)
+  bool worked = false;    // copied by this tool (its range, as above)
+  bool cut_from = false;  // stage --from left out the chunk's start
+  int64_t from_internal = 0;
+  std::string from_literal;
 };
 
 enum class Action { kInsert, kWiden, kKeep };
 
 struct PlannedChunk {
   Chunk chunk;
-  bool cut = false;  // copy only rows before --until
+  bool cut = false;       // copy only rows before --until
+  bool cut_from = false;  // copy only rows at or after --from
   Action action = Action::kInsert;
   int64_t task_id = 0;  // for kWiden
-  // For kWiden of a copied task: rows below this were copied by this tool; "" otherwise.
-  std::string copied_until;
+  // For kWiden of a copied task: the range this tool copied ("" bounds: the chunk's edges).
+  bool copied = false;
+  std::string copied_from, copied_until;
 };
 
 struct Plan {
   Hypertable hypertable;
   TargetHypertable target;
   UntilValue until;
+  std::optional<UntilValue> from;  // stage --from
   std::vector<PlannedChunk> chunks;
   std::vector<std::string> notes;  // for the user, not problems
 };
@@ -98,7 +106,7 @@ absl::Status CheckTargetColumns(pg::Connection& source, pg::Connection& target, 
 }
 
 // Decides, for each chunk, whether to insert a task, widen the staged one, or keep it; a
-// staged range that --until would narrow is a problem.
+// staged range that --until or --from would narrow is a problem.
 void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& staged, Plan* plan,
                std::vector<std::string>* problems) {
   for (PlannedChunk& p : plan->chunks) {
@@ -106,19 +114,32 @@ void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& 
     if (it == staged.end()) continue;
     const StagedTask& task = it->second;
     p.task_id = task.task_id;
-    if (task.worked) p.copied_until = task.until_literal;
-    const bool narrower =
-        (!task.cut && p.cut) || (task.cut && p.cut && plan->until.internal < task.until_internal);
-    const bool wider =
-        (task.cut && !p.cut) || (task.cut && p.cut && plan->until.internal > task.until_internal);
-    if (narrower) {
+    if (task.worked) {
+      p.copied = true;
+      if (task.cut_from) p.copied_from = task.from_literal;
+      if (task.cut) p.copied_until = task.until_literal;
+    }
+    // Each range is [low, high) within the chunk; an uncut side is the chunk's own edge.
+    const int64_t old_low = task.cut_from ? task.from_internal : INT64_MIN;
+    const int64_t new_low = p.cut_from ? plan->from->internal : INT64_MIN;
+    const int64_t old_high = task.cut ? task.until_internal : INT64_MAX;
+    const int64_t new_high = p.cut ? plan->until.internal : INT64_MAX;
+    const std::string chunk =
+        absl::StrCat(Name(plan->hypertable), ": chunk ", p.chunk.DisplayName());
+    if (new_high < old_high) {
+      problems->push_back(
+          absl::StrCat(chunk, " is already staged ",
+                       task.cut ? absl::StrCat("up to '", task.until_literal, "'") : "whole",
+                       "; --until '", plan->until.literal,
+                       "' would narrow it (run clean to start over with a narrower range)"));
+    } else if (new_low > old_low) {
       problems->push_back(absl::StrCat(
-          Name(plan->hypertable), ": chunk ", p.chunk.DisplayName(), " is already staged ",
-          task.cut ? absl::StrCat("up to '", task.until_literal, "'") : "whole", "; --until '",
-          plan->until.literal,
+          chunk, " is already staged ",
+          task.cut_from ? absl::StrCat("from '", task.from_literal, "'") : "from its start",
+          "; --from '", plan->from->literal,
           "' would narrow it (run clean to start over with a narrower range)"));
     }
-    p.action = wider ? Action::kWiden : Action::kKeep;
+    p.action = new_low < old_low || new_high > old_high ? Action::kWiden : Action::kKeep;
   }
 }
 
@@ -130,24 +151,30 @@ absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> ReadSt
   if (!rows.ok()) return rows.status();
   for (int i = 0; i < rows->rows(); ++i) {
     staged[{rows->Get(i, 0), rows->Get(i, 1)}] =
-        StagedTask{rows->GetInt(i, 2), rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5),
-                   rows->GetBool(i, 6)};
+        StagedTask{rows->GetInt(i, 2),  rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5),
+                   rows->GetBool(i, 6), rows->GetBool(i, 7), rows->GetInt(i, 8), rows->Get(i, 9)};
   }
   return staged;
 }
 
-std::string UntilJson(const Plan& plan, bool cut) {
-  return cut ? absl::StrCat("\"until_internal\":", plan.until.internal,
-                            ",\"until_literal\":", JsonQuote(plan.until.literal))
-             : "\"until_internal\":null,\"until_literal\":null";
+// The task's range as the task table stores it: until_* and from_* (null: the chunk's edge).
+std::string RangeJson(const Plan& plan, const PlannedChunk& p) {
+  return absl::StrCat(p.cut ? absl::StrCat("\"until_internal\":", plan.until.internal,
+                                           ",\"until_literal\":", JsonQuote(plan.until.literal))
+                            : "\"until_internal\":null,\"until_literal\":null",
+                      ",",
+                      p.cut_from ? absl::StrCat("\"from_internal\":", plan.from->internal,
+                                                ",\"from_literal\":", JsonQuote(plan.from->literal))
+                                 : "\"from_internal\":null,\"from_literal\":null");
 }
 
-// The plan's cutoff as the user should read it: in UTC for timestamptz, else with its type.
-std::string UntilForUser(const Plan& plan) {
+// A bound of the plan as the user should read it: in UTC for timestamptz, else with its type.
+std::string ForUser(const Plan& plan, const UntilValue& value) {
   return plan.hypertable.time_type == "timestamp with time zone"
-             ? absl::StrCat(plan.until.literal, " (UTC)")
-             : absl::StrCat(plan.until.literal, " (", plan.hypertable.time_type, ")");
+             ? absl::StrCat(value.literal, " (UTC)")
+             : absl::StrCat(value.literal, " (", plan.hypertable.time_type, ")");
 }
+std::string UntilForUser(const Plan& plan) { return ForUser(plan, plan.until); }
 
 // The dual-write guard: rows the copy of `plan` would replace in the target that this tool
 // did not copy there (a --until that reaches into the application's writes, or rows copied
@@ -156,10 +183,15 @@ absl::Status CheckTargetRows(pg::Connection& target, const Plan& plan, Findings*
   std::vector<std::string> planned;
   for (const PlannedChunk& p : plan.chunks) {
     if (p.action == Action::kKeep) continue;
+    auto literal = [](bool set, const std::string& value) {
+      return set ? JsonQuote(value) : std::string("null");
+    };
     planned.push_back(absl::StrCat(
         "{\"chunk\":", JsonQuote(p.chunk.DisplayName()), ",\"slices\":", p.chunk.slices,
-        ",\"from\":", p.copied_until.empty() ? "null" : JsonQuote(p.copied_until),
-        ",\"until\":", p.cut ? JsonQuote(plan.until.literal) : "null", "}"));
+        ",\"from\":", literal(p.cut_from, p.cut_from ? plan.from->literal : ""), ",\"until\":",
+        literal(p.cut, plan.until.literal), ",\"copied\":", p.copied ? "true" : "false",
+        ",\"copied_from\":", literal(!p.copied_from.empty(), p.copied_from),
+        ",\"copied_until\":", literal(!p.copied_until.empty(), p.copied_until), "}"));
   }
   if (planned.empty()) return absl::OkStatus();
   // Counting stops after kShown + 1 chunks: enough to name the problem without reading a
@@ -193,6 +225,11 @@ absl::Status CheckTargetRows(pg::Connection& target, const Plan& plan, Findings*
                                 UntilForUser(plan)));
   }
   return absl::OkStatus();
+}
+
+void CountCuts(const PlannedChunk& p, v1::StagedHypertable* staged) {
+  if (p.cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+  if (p.cut_from) staged->set_chunks_cut_from(staged->chunks_cut_from() + 1);
 }
 
 // Writes one batch in one short target transaction: creates the missing target chunks,
@@ -239,7 +276,7 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
           JsonQuote(p.chunk.name), ",\"target_chunk_schema\":", JsonQuote(c.schema),
           ",\"target_chunk_name\":", JsonQuote(c.name), ",\"dimensions\":", p.chunk.slices,
           ",\"time_column\":", JsonQuote(h.time_column), ",\"time_type\":", JsonQuote(h.time_type),
-          ",", UntilJson(plan, p.cut), ",\"source_bytes\":", p.chunk.bytes, "}"));
+          ",", RangeJson(plan, p), ",\"source_bytes\":", p.chunk.bytes, "}"));
     }
     absl::StatusOr<pg::Result> inserted =
         target.Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
@@ -249,15 +286,15 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
     staged->set_chunks_already_staged(staged->chunks_already_staged() +
                                       static_cast<int64_t>(inserts.size()) - inserted->rows());
     for (const PlannedChunk* p : inserts) {
-      if (p->cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+      CountCuts(*p, staged);
     }
   }
   if (!widens.empty()) {
     std::vector<std::string> rows;
     rows.reserve(widens.size());
     for (const PlannedChunk* p : widens) {
-      rows.push_back(absl::StrCat("{\"task_id\":", p->task_id, ",", UntilJson(plan, p->cut), "}"));
-      if (p->cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+      rows.push_back(absl::StrCat("{\"task_id\":", p->task_id, ",", RangeJson(plan, *p), "}"));
+      CountCuts(*p, staged);
     }
     absl::StatusOr<pg::Result> widened =
         target.Exec(sql::kWidenTasks, {absl::StrCat("[", absl::StrJoin(rows, ","), "]")});
@@ -277,6 +314,7 @@ v1::StagedHypertable* AddHypertable(const Plan& plan, v1::StageResponse* respons
   staged->set_name(h.name);
   if (h.is_cagg()) staged->set_cagg_view(DisplayName(h.view_schema, h.view_name));
   staged->set_until(UntilForUser(plan));
+  if (plan.from.has_value()) staged->set_from(ForUser(plan, *plan.from));
   for (const std::string& note : plan.notes) staged->add_notes(note);
   return staged;
 }
@@ -295,6 +333,7 @@ absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vect
       out->set_bytes(p.chunk.bytes);
       out->set_uncompressed_bytes(p.chunk.uncompressed_bytes);
       out->set_cut(p.cut);
+      out->set_cut_from(p.cut_from);
       switch (p.action) {
         case Action::kInsert:
           out->set_action("stage");
@@ -309,7 +348,7 @@ absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vect
           staged->set_chunks_already_staged(staged->chunks_already_staged() + 1);
           break;
       }
-      if (p.cut) staged->set_chunks_cut(staged->chunks_cut() + 1);
+      CountCuts(p, staged);
       // The largest uncompressed chunk up to 256 MiB: big enough to time, quick to read.
       const bool candidate = p.action != Action::kKeep && !p.chunk.compressed &&
                              p.chunk.bytes > 0 && p.chunk.bytes <= (int64_t{256} << 20);
@@ -338,6 +377,9 @@ absl::Status EnsureTaskSchema(pg::Connection& target) {
 absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connection& target,
                                              const v1::StageRequest& request) {
   if (absl::Status s = CheckAbsoluteTime("--until", request.until()); !s.ok()) return s;
+  if (!request.from().empty()) {
+    if (absl::Status s = CheckAbsoluteTime("--from", request.from()); !s.ok()) return s;
+  }
   absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
   if (!source_catalog.ok()) return source_catalog.status();
   absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
@@ -381,6 +423,21 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
       problems.push_back(std::string(until.status().message()));
       continue;
     }
+    std::optional<UntilValue> from;
+    if (!request.from().empty()) {
+      absl::StatusOr<UntilValue> parsed = source_catalog->ParseTime(h, "--from", request.from());
+      if (!parsed.ok()) {
+        if (parsed.status().code() != absl::StatusCode::kInvalidArgument) return parsed.status();
+        problems.push_back(std::string(parsed.status().message()));
+        continue;
+      }
+      if (parsed->internal >= until->internal) {
+        problems.push_back(absl::StrCat("cannot stage ", Name(h), ": --from '", parsed->literal,
+                                        "' is not before --until '", until->literal, "'"));
+        continue;
+      }
+      from = *std::move(parsed);
+    }
     absl::StatusOr<std::optional<TargetHypertable>> in_target = target_catalog->FindHypertable(h);
     if (!in_target.ok()) return in_target.status();
     if (!in_target->has_value()) {
@@ -397,13 +454,17 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<std::vector<Chunk>> chunks = source_catalog->ListChunks(h, until->internal);
+    absl::StatusOr<std::vector<Chunk>> chunks =
+        source_catalog->ListChunks(h, until->internal, from ? from->internal : INT64_MIN);
     if (!chunks.ok()) return chunks.status();
-    Plan plan{h, **in_target, *until, {}, std::move(notes)};
+    Plan plan{h, **in_target, *until, from, {}, std::move(notes)};
     plan.chunks.reserve(chunks->size());
     for (Chunk& c : *chunks) {
-      const bool cut = c.time_end > until->internal;
-      plan.chunks.push_back(PlannedChunk{std::move(c), cut, Action::kInsert, 0, ""});
+      PlannedChunk p;
+      p.cut = c.time_end > until->internal;
+      p.cut_from = from.has_value() && c.time_start < from->internal;
+      p.chunk = std::move(c);
+      plan.chunks.push_back(std::move(p));
     }
     absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> staged =
         ReadStaged(target, schema_exists, h);

@@ -90,6 +90,7 @@ class Embedded {
 
 // The cutoff as the coordinator parsed it, and what the user should know about the target.
 void PrintCutoffAndNotes(const v1::StagedHypertable& h) {
+  if (!h.from().empty()) std::cout << "  rows from " << h.from() << "\n";
   if (!h.until().empty()) std::cout << "  rows before " << h.until() << "\n";
   for (const std::string& note : h.notes()) std::cout << "  note: " << note << "\n";
 }
@@ -113,7 +114,8 @@ int PrintDryRun(const v1::StageResponse& response, const CtlOptions& options) {
                         ? absl::StrCat("compressed, ", HumanBytes(c.bytes()), " (",
                                        HumanBytes(c.uncompressed_bytes()), " uncompressed)")
                         : HumanBytes(c.bytes()))
-                << (c.cut() ? ", cut at --until" : "") << "\n";
+                << (c.cut_from() ? ", cut at --from" : "") << (c.cut() ? ", cut at --until" : "")
+                << "\n";
       if (c.action() == "already staged") continue;
       ++chunks;
       h_bytes += c.bytes();
@@ -149,6 +151,7 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   v1::StageRequest request;
   *request.mutable_databases() = options.databases;
   request.set_until(options.until);
+  request.set_from(options.from);
   request.set_filter(options.filter);
   request.set_cascade_up(options.cascade_up);
   request.set_cascade_down(options.cascade_down);
@@ -163,7 +166,14 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
     std::cout << "staged " << h.chunks_staged() << " chunks of "
               << (h.cagg_view().empty() ? DisplayName(h.schema(), h.name())
                                         : "continuous aggregate " + h.cagg_view());
-    if (h.chunks_cut() > 0) std::cout << " (" << h.chunks_cut() << " cut at --until)";
+    if (h.chunks_cut_from() > 0 && h.chunks_cut() > 0) {
+      std::cout << " (" << h.chunks_cut_from() << " cut at --from, " << h.chunks_cut()
+                << " cut at --until)";
+    } else if (h.chunks_cut_from() > 0) {
+      std::cout << " (" << h.chunks_cut_from() << " cut at --from)";
+    } else if (h.chunks_cut() > 0) {
+      std::cout << " (" << h.chunks_cut() << " cut at --until)";
+    }
     if (h.chunks_widened() > 0) {
       std::cout << "; " << h.chunks_widened() << " widened to the new --until";
     }
@@ -507,9 +517,12 @@ int CheckArguments(const CtlOptions& options) {
     }
   }
   if (options.command == "stage") {
-    if (absl::Status s = CheckAbsoluteTime("--until", options.until); !s.ok()) {
-      std::cerr << "error: " << s.message() << std::endl;
-      return kExitUsage;
+    for (const auto& [flag, value] :
+         {std::pair{"--until", &options.until}, std::pair{"--from", &options.from}}) {
+      if (absl::Status s = CheckAbsoluteTime(flag, *value); !s.ok()) {
+        std::cerr << "error: " << s.message() << std::endl;
+        return kExitUsage;
+      }
     }
   }
   return kExitOk;

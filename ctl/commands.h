@@ -23,6 +23,7 @@ struct CtlOptions {
   std::string command;  // stage, copy, verify, refresh-caggs, clean
   v1::Databases databases;
   std::string until;
+  std::string from;  // stage: only rows at or after it
   std::string filter;
   bool cascade_up = false;
   bool cascade_down = false;

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
       ->add_option("-u,--until", options.until,
                    "copy rows strictly before this time (or integer) value")
       ->required();
+  stage->add_option("--from", options.from,
+                    "copy only rows at or after this time (or integer) value: the window "
+                    "[--from, --until)");
   stage->add_option("-f,--filter", options.filter,
                     "POSIX regular expression matched against schema-qualified hypertable and "
                     "continuous aggregate names");

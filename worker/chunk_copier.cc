@@ -121,7 +121,7 @@ class Copier {
       }
       // Batches of an unordered chunk are correct only with the UNORDERED bit, which only a
       // superuser can set; otherwise the target compresses the rows itself, ordered.
-      const bool batches = source_state->compressed() && !spec_.cut &&
+      const bool batches = source_state->compressed() && !spec_.cut && spec_.from_literal.empty() &&
                            (!source_state->unordered() || spec_.target_superuser);
       absl::Status copied = batches ? CopyBatches(*source_state, *target_state, &outcome)
                                     : CopyRows(*source_state, *target_state, &outcome);
@@ -151,8 +151,8 @@ class Copier {
     }
     absl::StatusOr<ColumnList> columns = Columns(source_, source_chunk_);
     if (!columns.ok()) return columns.status();
-    const std::string where =
-        TaskRangeWhere(spec_.cut, spec_.time_column, spec_.time_type, spec_.until_literal);
+    const std::string where = TaskRangeWhere(spec_.cut, spec_.time_column, spec_.time_type,
+                                             spec_.until_literal, spec_.from_literal);
     if (absl::Status s = target_.ExecScript(absl::StrCat("DELETE FROM ", target_chunk_, where));
         !s.ok()) {
       return s;

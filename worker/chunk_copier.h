@@ -40,6 +40,7 @@ struct CopySpec {
   std::string time_type;
   bool cut = false;  // copy only rows with time_column < until_literal
   std::string until_literal;
+  std::string from_literal;  // when set, copy only rows with time_column >= from_literal
   // Run at the start of the copy transaction to keep backfilled rows out of the target's
   // invalidation log (SkipInvalidationStatement); refresh-caggs brings the aggregates up to
   // date afterwards. Empty when the target has no way to.

@@ -146,7 +146,8 @@ absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const Ve
       AggregatesFor(source, source_chunk, task.row_hash);
   if (!aggregates.ok()) return aggregates.status();
 
-  if (source_state->compressed() && target_state->compressed() && !task.cut) {
+  if (source_state->compressed() && target_state->compressed() && !task.cut &&
+      task.from_literal.empty()) {
     const std::string source_batches =
         QuoteQualified(source_state->compressed_schema, source_state->compressed_name);
     const std::string target_batches =
@@ -181,8 +182,8 @@ absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const Ve
     // Recompressed on one side (or different): fall through to comparing the rows.
   }
   chunk->set_method("aggregates");
-  const std::string where =
-      TaskRangeWhere(task.cut, task.time_column, task.time_type, task.until_literal);
+  const std::string where = TaskRangeWhere(task.cut, task.time_column, task.time_type,
+                                           task.until_literal, task.from_literal);
   return CompareAggregates(source, target, source_chunk + where, target_chunk + where, *aggregates,
                            chunk);
 }

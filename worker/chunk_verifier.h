@@ -32,6 +32,7 @@ struct VerifySpec {
   std::string time_type;
   bool cut = false;
   std::string until_literal;
+  std::string from_literal;  // stage --from: rows before it are not the task's
   bool row_hash = false;
 };
 

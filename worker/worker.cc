@@ -30,6 +30,7 @@ void FillFromTask(const v1::Task& task, Spec* spec) {
   spec->time_type = task.time_type();
   spec->cut = task.cut();
   spec->until_literal = task.until_literal();
+  spec->from_literal = task.from_literal();
 }
 
 }  // namespace

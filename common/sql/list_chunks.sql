@@ -1,6 +1,7 @@
--- $1 hypertable id (int), $2 time dimension id (int), $3 until in internal units (bigint)
+-- $1 hypertable id (int), $2 time dimension id (int), $3 until in internal units (bigint),
+-- $4 from in internal units (bigint; the type's minimum for no lower bound)
 -- TimescaleDB 2.26 and later (no chunk.dropped; slices reached through chunk_constraint, a
--- view over dimension_slice since 2.28). Chunks with any time below $3, oldest first.
+-- view over dimension_slice since 2.28). Chunks with any time in [$4, $3), oldest first.
 SELECT c.id,
        c.schema_name,
        c.table_name,
@@ -31,4 +32,5 @@ JOIN _timescaledb_catalog.dimension_slice ts
 WHERE c.hypertable_id = $1::int
   AND NOT c.osm_chunk
   AND ts.range_start < $3::bigint
+  AND ts.range_end > $4::bigint
 ORDER BY ts.range_start, c.id

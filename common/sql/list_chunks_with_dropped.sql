@@ -1,6 +1,7 @@
--- $1 hypertable id (int), $2 time dimension id (int), $3 until in internal units (bigint)
+-- $1 hypertable id (int), $2 time dimension id (int), $3 until in internal units (bigint),
+-- $4 from in internal units (bigint; the type's minimum for no lower bound)
 -- TimescaleDB before 2.26, where chunk.dropped marks chunks whose table is gone.
--- Chunks with any time below $3, oldest first.
+-- Chunks with any time in [$4, $3), oldest first.
 SELECT c.id,
        c.schema_name,
        c.table_name,
@@ -32,4 +33,5 @@ WHERE c.hypertable_id = $1::int
   AND NOT c.osm_chunk
   AND NOT c.dropped
   AND ts.range_start < $3::bigint
+  AND ts.range_end > $4::bigint
 ORDER BY ts.range_start, c.id

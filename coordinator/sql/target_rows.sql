@@ -1,15 +1,17 @@
 -- $1 target hypertable id (int), $2 planned chunks (a JSON array of objects {"chunk": source
---    chunk for messages, "slices": {"column": [range_start, range_end], ...}, "from": rows at
---    or after this literal are not ours (null: none are ours), "until": rows below this
---    literal are replaced (null: the whole chunk)}), $3 time column (name), $4 time type
---    (one of the types --until supports, as regtype text)
+--    chunk for messages, "slices": {"column": [range_start, range_end], ...}, "from" and
+--    "until": the range copy would replace (null: the chunk's edge), "copied": whether this
+--    tool copied part of it already, "copied_from" and "copied_until": that part (null: the
+--    chunk's edge)}), $3 time column (name), $4 time type (one of the types --until
+--    supports, as regtype text)
 -- $5 at most this many chunks (int)
 -- The rows copy would replace in the target that this tool did not copy: per target chunk
 -- with the same hypercube, their count and time range. Only non-empty chunks are counted, so
 -- a target prepared from a schema dump (every chunk empty) costs one catalog read.
 WITH planned AS (
   SELECT p->>'chunk' AS chunk, p->'slices' AS slices, p->>'from' AS from_literal,
-         p->>'until' AS until_literal
+         p->>'until' AS until_literal, (p->>'copied')::bool AS copied,
+         p->>'copied_from' AS copied_from, p->>'copied_until' AS copied_until
   FROM jsonb_array_elements($2::text::jsonb) p
 ), target_chunk AS (
   SELECT to_regclass(format('%I.%I', c.schema_name, c.table_name)) AS rel,
@@ -33,11 +35,17 @@ JOIN target_chunk t ON t.slices = p.slices
 CROSS JOIN LATERAL (
   SELECT query_to_xml(format(
            'SELECT count(*) AS n, min(%1$I)::text AS lo, max(%1$I)::text AS hi FROM %2$s '
-           'WHERE true%3$s%4$s', $3::text, t.rel,
+           'WHERE true%3$s%4$s%5$s', $3::text, t.rel,
            CASE WHEN p.from_literal IS NOT NULL
                 THEN format(' AND %I >= %L::%s', $3::text, p.from_literal, $4::text) END,
            CASE WHEN p.until_literal IS NOT NULL
-                THEN format(' AND %I < %L::%s', $3::text, p.until_literal, $4::text) END),
+                THEN format(' AND %I < %L::%s', $3::text, p.until_literal, $4::text) END,
+           CASE WHEN p.copied THEN format(' AND NOT (true%s%s)',
+             CASE WHEN p.copied_from IS NOT NULL
+                  THEN format(' AND %I >= %L::%s', $3::text, p.copied_from, $4::text) END,
+             CASE WHEN p.copied_until IS NOT NULL
+                  THEN format(' AND %I < %L::%s', $3::text, p.copied_until, $4::text) END)
+           END),
            false, true, '') AS result
   OFFSET 0) r
 WHERE t.rel IS NOT NULL

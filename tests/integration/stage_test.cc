@@ -85,6 +85,46 @@ TEST_P(StageTimeTypeTest, UntilInsideOnABoundaryBeforeAndAfterAllData) {
   }
 }
 
+// stage --from: a window [from, until) copies exactly the rows inside it; a --from inside a
+// chunk cuts that chunk, one on a chunk boundary stages exactly the chunks from there on.
+TEST_P(StageTimeTypeTest, AFromUntilWindowCopiesExactlyTheRowsInside) {
+  const TimeCase& c = GetParam();
+  const std::string ddl = absl::StrCat(
+      "CREATE TABLE public.t (ts ", c.type, " NOT NULL, v int);",
+      "SELECT create_hypertable('public.t', 'ts', chunk_time_interval => ", c.interval, ");");
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(
+      absl::StrCat("INSERT INTO public.t SELECT x, row_number() OVER () FROM (", c.data, ") d(x)"));
+  struct Window {
+    std::string from;
+    std::string cut_from;  // tasks that --from cuts
+  };
+  for (const Window& w : {Window{c.inside, "1"}, Window{c.boundary, "0"}}) {
+    SCOPED_TRACE(absl::StrCat(c.type, " --from ", w.from, " --until ", c.after));
+    ProcessResult staged = Stage(c.after, {"--from", w.from});
+    ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+    EXPECT_EQ(TargetValue("SELECT count(from_internal) FROM __backfill.task"), w.cut_from);
+    // Every chunk holds rows: the chunks with a row in the window are those staged.
+    const std::string chunks_from = SourceValue(absl::StrCat(
+        "SELECT count(DISTINCT tableoid) FROM public.t WHERE ts >= '", w.from, "'::", c.type));
+    EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task"), chunks_from);
+    ProcessResult copied = Copy();
+    ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+    const std::string inside =
+        absl::StrCat("SELECT * FROM public.t WHERE ts >= '", w.from, "'::", c.type);
+    EXPECT_EQ(TargetDigest(inside), SourceDigest(inside));
+    EXPECT_NE(SourceDigest(inside).substr(0, 2), "0|");
+    EXPECT_EQ(TargetValue(absl::StrCat("SELECT count(*) FROM public.t WHERE ts < '", w.from,
+                                       "'::", c.type)),
+              "0");
+    ProcessResult verified = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
+    EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+    Clean();
+    ExecTarget("TRUNCATE public.t");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     AllTypes, StageTimeTypeTest,
     ::testing::Values(
@@ -114,6 +154,64 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<TimeCase>& info) {
       return absl::StrCat(info.param.type, info.param.integer_now ? "_with_integer_now" : "");
     });
+
+// The original tool's window test: the source has May and June, the target May (its own
+// rows); staging June leaves May in the target untouched. 5-day chunks: 2023-06-01 falls
+// inside [2023-05-28, 2023-06-02), which --from cuts.
+TEST_F(StageTest, AWindowLeavesTheTargetsRowsOutsideItUntouched) {
+  const std::string ddl =
+      "CREATE TABLE public.w (time timestamptz NOT NULL, v int);"
+      "SELECT create_hypertable('public.w', 'time', chunk_time_interval => interval '5 days');";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(
+      "INSERT INTO public.w SELECT t, 1 FROM generate_series(timestamptz '2023-05-01 00:00+00', "
+      "'2023-07-01 00:00+00', interval '1 hour') t");
+  ExecTarget(
+      "INSERT INTO public.w SELECT t, -1 FROM generate_series(timestamptz '2023-05-01 00:00+00', "
+      "'2023-05-31 23:00+00', interval '1 hour') t");
+  const std::string may = "SELECT * FROM public.w WHERE time < '2023-06-01 00:00+00'";
+  const std::string june =
+      "SELECT * FROM public.w WHERE time >= '2023-06-01 00:00+00' AND time < "
+      "'2023-06-30 23:30:01+00'";
+  const std::string may_before = TargetDigest(may);
+  ProcessResult staged = Stage("2023-06-30T23:30:01Z", {"--from", "2023-06-01"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  EXPECT_TRUE(absl::StrContains(staged.out,
+                                "staged 7 chunks of public.w (1 cut at --from, 1 cut at --until)\n"
+                                "  rows from 2023-06-01 00:00:00+00 (UTC)\n"
+                                "  rows before 2023-06-30 23:30:01+00 (UTC)\n"))
+      << staged.out;
+  ProcessResult copied = Copy();
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  EXPECT_EQ(TargetDigest(june), SourceDigest(june));
+  EXPECT_EQ(SourceDigest(june).substr(0, 4), "720|");
+  EXPECT_EQ(TargetDigest(may), may_before);
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM public.w WHERE time >= '2023-06-30 23:30:01+00'"),
+            "0");
+  ProcessResult verified = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+
+  // Narrowing the window is refused; widening it over the target's own May rows is guarded.
+  ProcessResult narrower = Stage("2023-06-30T23:30:01Z", {"--from", "2023-06-10"});
+  EXPECT_EQ(narrower.exit_code, 1) << narrower.out << narrower.err;
+  EXPECT_TRUE(absl::StrContains(narrower.err,
+                                "is already staged from its start; --from "
+                                "'2023-06-10 00:00:00+00' would narrow it"))
+      << narrower.err;
+  ProcessResult wider = Stage("2023-06-30T23:30:01Z", {"--from", "2023-05-20"});
+  EXPECT_EQ(wider.exit_code, 1) << wider.out << wider.err;
+  EXPECT_TRUE(absl::StrContains(wider.err,
+                                "rows that copy would replace, from 2023-05-28 "
+                                "00:00:00+00 to 2023-05-31 23:00:00+00"))
+      << wider.err;
+  EXPECT_EQ(TargetDigest(may), may_before);
+  ProcessResult bad = Stage("2023-06-01", {"--from", "2023-06-01"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_EQ(bad.err,
+            "error: cannot stage public.w: --from '2023-06-01 00:00:00+00' is not before --until "
+            "'2023-06-01 00:00:00+00'\n");
+}
 
 TEST_F(StageTest, UntilThatDoesNotFitTheTypeNamesHypertableColumnAndType) {
   const std::string ddl =
