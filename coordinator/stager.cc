@@ -399,10 +399,8 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
   }
   std::vector<int32_t> selected =
       SelectHypertables(nodes, request.cascade_up(), request.cascade_down());
-  if (selected.empty()) {
-    if (request.filter().empty()) {
-      return absl::NotFoundError("the source database has no hypertables to stage");
-    }
+  if (selected.empty() && !request.filter().empty()) {
+    // Most likely a mistyped filter: say so rather than stage nothing.
     return absl::NotFoundError(absl::StrCat(
         "no hypertable or continuous aggregate matches --filter '", request.filter(), "'"));
   }
@@ -438,9 +436,14 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
       }
       from = *std::move(parsed);
     }
+    absl::StatusOr<std::vector<Chunk>> chunks =
+        source_catalog->ListChunks(h, until->internal, from ? from->internal : INT64_MIN);
+    if (!chunks.ok()) return chunks.status();
     absl::StatusOr<std::optional<TargetHypertable>> in_target = target_catalog->FindHypertable(h);
     if (!in_target.ok()) return in_target.status();
     if (!in_target->has_value()) {
+      // A hypertable with nothing to copy needs no counterpart in the target.
+      if (chunks->empty()) continue;
       problems.push_back(absl::StrCat(
           Name(h), h.is_cagg() ? " is not a continuous aggregate" : " is not a hypertable",
           " in the target"));
@@ -454,9 +457,6 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<std::vector<Chunk>> chunks =
-        source_catalog->ListChunks(h, until->internal, from ? from->internal : INT64_MIN);
-    if (!chunks.ok()) return chunks.status();
     Plan plan{h, **in_target, *until, from, {}, std::move(notes)};
     plan.chunks.reserve(chunks->size());
     for (Chunk& c : *chunks) {
@@ -501,7 +501,19 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
   findings.problems = std::move(problems);
   if (absl::Status s = findings.ToStatus("cannot stage"); !s.ok()) return s;
 
-  if (request.dry_run()) return DryRun(source, plans);
+  size_t planned_chunks = 0;
+  for (const Plan& plan : plans) planned_chunks += plan.chunks.size();
+  const std::string nothing = planned_chunks > 0 ? ""
+                              : selected.empty() ? "the source has no hypertables"
+                              : request.from().empty()
+                                  ? "no chunk of the selected hypertables has rows before --until"
+                                  : "no chunk of the selected hypertables has rows in the window "
+                                    "[--from, --until)";
+  if (request.dry_run()) {
+    absl::StatusOr<v1::StageResponse> planned = DryRun(source, plans);
+    if (planned.ok()) planned->set_nothing_to_stage(nothing);
+    return planned;
+  }
   if (absl::Status s = EnsureTaskSchema(target); !s.ok()) return s;
   v1::StageResponse response;
   int64_t created = 0;
@@ -528,6 +540,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
               << " already staged)";
   }
   response.set_target_chunks_created(created);
+  response.set_nothing_to_stage(nothing);
   return response;
 }
 

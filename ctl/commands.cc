@@ -160,6 +160,11 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   request.set_replace_target_rows(options.replace_target_rows);
   absl::StatusOr<v1::StageResponse> response = client.Stage(request);
   if (!response.ok()) return Fail(response.status());
+  if (!response->nothing_to_stage().empty()) {
+    std::cout << "Nothing to stage: " << response->nothing_to_stage() << "."
+              << (options.dry_run ? "" : " The target's __backfill schema is ready.") << std::endl;
+    return kExitOk;
+  }
   if (options.dry_run) return PrintDryRun(*response, options);
   int64_t staged = 0, already = 0, widened = 0;
   for (const v1::StagedHypertable& h : response->hypertables()) {
@@ -256,7 +261,9 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   // Chunk lines on stdout: without a terminal always, on one only with -v (the bar says it).
   const bool chunk_lines =
       style == ProgressStyle::kLines || (style == ProgressStyle::kBar && options.verbose);
-  int64_t shown = -1;  // finished chunks printed so far, counting those done before this run
+  int64_t shown = -1;       // finished chunks printed so far, counting those done before this run
+  int64_t copied_here = 0;  // chunks this run finished
+  int64_t pending_at_start = -1;  // by the first progress message
   auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
       if (options.repair && !json && style != ProgressStyle::kQuiet) {
@@ -266,6 +273,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
         std::cout << std::endl;
       }
       const int64_t pending = progress.tasks_total() - progress.tasks_done();
+      pending_at_start = pending;
       if (json) {
         std::cout << "{\"event\":\"start\",\"chunks_total\":" << progress.tasks_total()
                   << ",\"chunks_pending\":" << pending;
@@ -281,6 +289,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       const bool counted = e.outcome() == v1::ReportTaskRequest::COPIED ||
                            e.outcome() == v1::ReportTaskRequest::SOURCE_MISSING;
       if (counted) ++shown;
+      if (counted) ++copied_here;
       if (json) {
         // The last message ends with the failed tasks, listed again in "finished".
         if (counted || !progress.finished()) std::cout << EventJson(e) << std::endl;
@@ -359,6 +368,14 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
               << ",\"bytes\":" << last.bytes_copied()
               << ",\"elapsed_seconds\":" << absl::ToDoubleSeconds(elapsed) << ",\"failed\":["
               << failed << "]}" << std::endl;
+  } else if (copied_here == 0 && pending_at_start == 0 && last.tasks_failed() == 0) {
+    // Not "Copied 8 of 8 chunks": this run copied nothing.
+    std::cout << (last.tasks_total() == 0
+                      ? std::string("Nothing to copy: no chunk is staged.")
+                      : absl::StrCat("Nothing to copy: all ", last.tasks_total(),
+                                     " staged chunks are copied already."))
+              << std::endl;
+    return kExitOk;
   } else {
     std::cout << "Copied " << last.tasks_done() << " of " << last.tasks_total() << " chunks ("
               << last.rows_copied() << " rows, " << HumanBytes(last.bytes_copied()) << ") in "

@@ -123,7 +123,8 @@ TEST_F(CliDatabaseTest, HypertableMissingInTheTargetIsReportedBeforeWritingAnyth
   CreateMetrics(1);
   ExecSource(
       "CREATE TABLE public.other (ts timestamptz NOT NULL, v int);"
-      "SELECT create_hypertable('public.other', 'ts');");
+      "SELECT create_hypertable('public.other', 'ts');"
+      "INSERT INTO public.other VALUES ('2024-01-01 10:00+00', 1)");  // a chunk to stage
   ExecTarget("ALTER TABLE public.metrics DROP COLUMN note");
   ProcessResult r =
       Ctl({"stage", "--source", SourceDsn(), "--target", TargetDsn(), "--until", "2024-01-02"});

@@ -213,6 +213,47 @@ TEST_F(StageTest, AWindowLeavesTheTargetsRowsOutsideItUntouched) {
             "'2023-06-01 00:00:00+00'\n");
 }
 
+// --- nothing to stage --------------------------------------------------------------------
+
+TEST_F(StageTest, NothingToStageExitsZeroWithOneLineAndCopyAndCleanStillBehave) {
+  ProcessResult empty = Stage("2024-01-02");
+  EXPECT_EQ(empty.exit_code, 0) << empty.out << empty.err;
+  EXPECT_EQ(empty.out,
+            "Nothing to stage: the source has no hypertables. The target's __backfill schema is "
+            "ready.\n");
+  EXPECT_EQ(TargetValue("SELECT to_regclass('__backfill.task') IS NOT NULL"), "t");
+  ProcessResult copied = Copy();
+  EXPECT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  EXPECT_TRUE(absl::StrContains(copied.out, "Nothing to copy: no chunk is staged.\n"))
+      << copied.out;
+  Clean();
+
+  // A hypertable whose rows all lie after --until, and one missing in the target without a
+  // chunk to stage: neither is an error.
+  CreateMetrics(2);
+  ExecSource(
+      "CREATE TABLE public.only_source (time timestamptz NOT NULL, v int);"
+      "SELECT create_hypertable('public.only_source', 'time');");
+  ProcessResult early = Stage("2023-12-01");
+  EXPECT_EQ(early.exit_code, 0) << early.out << early.err;
+  EXPECT_EQ(early.out,
+            "Nothing to stage: no chunk of the selected hypertables has rows before --until. The "
+            "target's __backfill schema is ready.\n");
+  ProcessResult filtered = Stage("2024-01-02", {"--filter", "only_source"});
+  EXPECT_EQ(filtered.exit_code, 0) << filtered.out << filtered.err;
+  EXPECT_TRUE(absl::StartsWith(filtered.out, "Nothing to stage: ")) << filtered.out;
+
+  // With something staged and copied, copy says there is nothing left instead of "Copied".
+  ASSERT_EQ(Stage("2024-01-02").exit_code, 0);
+  ASSERT_EQ(Copy().exit_code, 0);
+  ProcessResult again = Copy();
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_TRUE(
+      absl::StrContains(again.out, "Nothing to copy: all 1 staged chunks are copied already.\n"))
+      << again.out;
+  EXPECT_FALSE(absl::StrContains(again.out, "Copied ")) << again.out;
+}
+
 TEST_F(StageTest, UntilThatDoesNotFitTheTypeNamesHypertableColumnAndType) {
   const std::string ddl =
       "CREATE TABLE public.small (ts smallint NOT NULL, v int);"
