@@ -430,8 +430,10 @@ int RunVerify(ControlClient& client, const CtlOptions& options) {
                 << "\n";
     }
   }
+  int64_t rows = 0;
+  for (const v1::ChunkVerification& c : response->chunks()) rows += c.source_rows();
   std::cout << "Verified " << response->chunks_size() << " chunks: " << response->mismatches()
-            << " differ." << std::endl;
+            << " differ. " << rows << " rows compared." << std::endl;
   return response->mismatches() > 0 ? kExitVerifyMismatch : kExitOk;
 }
 

@@ -190,7 +190,9 @@ int main(int argc, char** argv) {
     return code == 0 ? backfill::kExitOk : backfill::kExitUsage;
   }
   backfill::ScrubPasswordsFromArgv(argc, argv);
-  backfill::InitLogging(argv[0], verbosity);
+  // Its own messages say what the user needs; the embedded coordinator's and workers' log
+  // lines (warnings included) only with -v.
+  backfill::InitLogging(argv[0], verbosity, /*quiet_warnings=*/true);
   backfill::RouteGrpcLogsToGlog();
   absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
   if (!token.ok()) {

@@ -5,10 +5,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ctest shows only failing tests' output: after each run, print the loud "*** SKIPPING" lines
+# of suites that skipped and count the skipped tests, for the closing line.
+skipped_total=0
+report_skips() {
+  local log="$1/Testing/Temporary/LastTest.log" label="$2" skipped=0
+  if [ -f "$log" ]; then
+    grep -h '\*\*\* SKIPPING' "$log" | sort -u || true
+    skipped=$(grep -cE '^\[  SKIPPED \] [A-Za-z_/]+\.[^ ]+ \([0-9]+ ms\)$' "$log" || true)
+  fi
+  echo "== $label: $skipped tests skipped"
+  skipped_total=$((skipped_total + skipped))
+}
+
 echo "== release build and all tests"
 cmake --preset release >/dev/null
 cmake --build --preset release
 ctest --preset release -j2
+report_skips build "release"
 
 # The integration suites again on every other TimescaleDB version installed side by side
 # (CREATE EXTENSION ... VERSION picks one per test database). The run above used the default,
@@ -22,12 +36,15 @@ for so in "$pglib"/timescaledb-[0-9]*.so; do
   [ "$version" = "$default_version" ] && continue
   echo "== integration suites on TimescaleDB $version"
   BACKFILL_TEST_TIMESCALEDB_VERSION=$version ctest --preset release -j2 -L integration
+  report_skips build "integration suites on TimescaleDB $version"
 done
 
 echo "== unit tests under ASan + UBSan"
 cmake --preset asan-ubsan >/dev/null
 cmake --build --preset asan-ubsan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan-ubsan -j2
+report_skips build-asan "unit tests under ASan + UBSan"
 
 echo "== lint"
 scripts/lint.sh build
+echo "== all tests passed; $skipped_total tests skipped in all"

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -252,6 +253,34 @@ TEST_F(StageTest, NothingToStageExitsZeroWithOneLineAndCopyAndCleanStillBehave) 
       absl::StrContains(again.out, "Nothing to copy: all 1 staged chunks are copied already.\n"))
       << again.out;
   EXPECT_FALSE(absl::StrContains(again.out, "Copied ")) << again.out;
+}
+
+// Log lines (glog: "W1202 01:02:03.456789 ...") of the embedded coordinator and workers.
+bool HasLogLines(const std::string& text) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.size() > 5 && (line[0] == 'I' || line[0] == 'W' || line[0] == 'E') &&
+        absl::ascii_isdigit(static_cast<unsigned char>(line[1])) &&
+        absl::ascii_isdigit(static_cast<unsigned char>(line[4]))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_F(StageTest, WarningLogLinesAppearOnlyWithVerbose) {
+  CreateMetrics(2);
+  ASSERT_EQ(Stage("2024-01-03").exit_code, 0);
+  // A target chunk dropped after staging: its copy fails, and the embedded worker warns.
+  ExecTarget(
+      "SELECT drop_chunks('public.metrics', older_than => timestamptz '2024-01-02 00:00+00')");
+  ProcessResult quiet = Copy();
+  EXPECT_EQ(quiet.exit_code, 4) << quiet.out << quiet.err;
+  EXPECT_TRUE(absl::StrContains(quiet.err, "1 chunks failed:\n")) << quiet.err;
+  EXPECT_FALSE(HasLogLines(quiet.err)) << quiet.err;
+  ProcessResult verbose =
+      Ctl({"copy", "-v", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "1"});
+  EXPECT_EQ(verbose.exit_code, 4) << verbose.out << verbose.err;
+  EXPECT_TRUE(HasLogLines(verbose.err)) << verbose.err;
 }
 
 TEST_F(StageTest, UntilThatDoesNotFitTheTypeNamesHypertableColumnAndType) {
