@@ -161,6 +161,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   task->set_cut(row->GetBool(0, 10));
   task->set_until_literal(row->Get(0, 11));
   task->set_from_literal(row->Get(0, 15));
+  task->set_hypertable_display(row->Get(0, 16));
   response.set_kind(v1::LeaseTaskResponse::TASK);
   response.set_work(job->work);
   response.set_row_hash(job->row_hash);
@@ -170,8 +171,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   const std::string chunk = DisplayName(task->source_chunk_schema(), task->source_chunk_name());
   {
     absl::MutexLock lock(&mu_);
-    job->task_names[task->task_id()] = {
-        chunk, DisplayName(task->hypertable_schema(), task->hypertable_name())};
+    job->task_names[task->task_id()] = {chunk, task->hypertable_display()};
   }
   metrics_.lease_grants.Increment();
   const std::string previous_holder = row->Get(0, 12);

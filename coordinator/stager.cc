@@ -276,7 +276,8 @@ absl::Status WriteBatch(pg::Connection& target, Catalog& target_catalog, const P
           JsonQuote(p.chunk.name), ",\"target_chunk_schema\":", JsonQuote(c.schema),
           ",\"target_chunk_name\":", JsonQuote(c.name), ",\"dimensions\":", p.chunk.slices,
           ",\"time_column\":", JsonQuote(h.time_column), ",\"time_type\":", JsonQuote(h.time_type),
-          ",", RangeJson(plan, p), ",\"source_bytes\":", p.chunk.bytes, "}"));
+          ",", RangeJson(plan, p), ",\"source_bytes\":", p.chunk.bytes,
+          ",\"display_name\":", JsonQuote(Name(h)), "}"));
     }
     absl::StatusOr<pg::Result> inserted =
         target.Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});

@@ -63,6 +63,7 @@ absl::StatusOr<MigrationStatus> ReadMigrationStatus(pg::Connection& target, doub
     h.bytes = rows->GetInt(i, 8);
     h.verified = rows->GetInt(i, 9);
     h.differ = rows->GetInt(i, 10);
+    h.display = rows->Get(i, 11);
     Add(&status.totals, h);
     status.hypertables.push_back(std::move(h));
   }
@@ -110,7 +111,7 @@ std::string FormatStatusText(const MigrationStatus& status) {
         absl::StrCat(h.in_progress), absl::StrCat(h.failing),
         HumanCount(static_cast<double>(h.rows)), HumanBytes(h.bytes), absl::StrCat(h.verified));
   };
-  for (const HypertableStatus& h : status.hypertables) line(DisplayName(h.schema, h.name), h);
+  for (const HypertableStatus& h : status.hypertables) line(h.display, h);
   if (status.hypertables.size() > 1) line("total", status.totals);
 
   if (status.totals.pending == 0 && status.totals.total > 0) {
@@ -158,7 +159,8 @@ std::string FormatStatusJson(const MigrationStatus& status) {
   for (size_t i = 0; i < status.hypertables.size(); ++i) {
     const HypertableStatus& h = status.hypertables[i];
     absl::StrAppend(&out, i == 0 ? "" : ",", "{\"hypertable_schema\":", JsonQuote(h.schema),
-                    ",\"hypertable_name\":", JsonQuote(h.name), ",", CountsJson(h), "}");
+                    ",\"hypertable_name\":", JsonQuote(h.name),
+                    ",\"display_name\":", JsonQuote(h.display), ",", CountsJson(h), "}");
   }
   absl::StrAppend(&out, "],\"totals\":{", CountsJson(status.totals), "},\"leases\":[");
   for (size_t i = 0; i < status.leases.size(); ++i) {

@@ -15,6 +15,7 @@ namespace backfill {
 
 struct HypertableStatus {
   std::string schema, name;
+  std::string display;  // as the user knows it: a continuous aggregate's view
   int64_t total = 0, finished = 0, pending = 0, in_progress = 0, failing = 0;
   int64_t rows = 0, bytes = 0, verified = 0, differ = 0;
 };

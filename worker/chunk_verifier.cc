@@ -196,7 +196,9 @@ absl::StatusOr<VerifyOutcome> VerifyChunk(pg::Connection& source, pg::Connection
                                           const VerifySpec& spec) {
   VerifyOutcome outcome;
   v1::ChunkVerification& chunk = outcome.report;
-  chunk.set_hypertable(DisplayName(spec.hypertable_schema, spec.hypertable_name));
+  chunk.set_hypertable(spec.hypertable_display.empty()
+                           ? DisplayName(spec.hypertable_schema, spec.hypertable_name)
+                           : spec.hypertable_display);
   chunk.set_source_chunk(DisplayName(spec.source_chunk_schema, spec.source_chunk_name));
   chunk.set_target_chunk(DisplayName(spec.target_chunk_schema, spec.target_chunk_name));
   if (absl::Status s = source.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");

@@ -32,7 +32,8 @@ struct VerifySpec {
   std::string time_type;
   bool cut = false;
   std::string until_literal;
-  std::string from_literal;  // stage --from: rows before it are not the task's
+  std::string from_literal;        // stage --from: rows before it are not the task's
+  std::string hypertable_display;  // for the report: a continuous aggregate's view
   bool row_hash = false;
 };
 

@@ -321,6 +321,7 @@ void Worker::VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& c
   FillFromTask(task, &spec);
   spec.hypertable_schema = task.hypertable_schema();
   spec.hypertable_name = task.hypertable_name();
+  spec.hypertable_display = task.hypertable_display();
   spec.row_hash = lease.row_hash();
   absl::StatusOr<VerifyOutcome> outcome = VerifyChunk(*source_, *target_, spec);
   if (!outcome.ok()) {

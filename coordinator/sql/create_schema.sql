@@ -45,6 +45,9 @@ CREATE INDEX IF NOT EXISTS task_lease_backend_idx ON __backfill.task (lease_expi
 ALTER TABLE __backfill.task ADD COLUMN IF NOT EXISTS source_bytes bigint;
 CREATE INDEX IF NOT EXISTS task_pending_size_idx
   ON __backfill.task (source_bytes DESC NULLS LAST, task_id) WHERE worked IS NULL;
+-- How the user knows the hypertable: a continuous aggregate's view ("public.cm_hourly"), not
+-- its materialization's internal name; NULL in tasks staged by earlier releases.
+ALTER TABLE __backfill.task ADD COLUMN IF NOT EXISTS display_name text;
 -- stage --from: rows before from_literal are not the task's (NULL: from the chunk's start).
 ALTER TABLE __backfill.task
   ADD COLUMN IF NOT EXISTS from_internal bigint,

@@ -31,4 +31,6 @@ RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.ch
           t.chunk_name, t.target_chunk_schema, t.target_chunk_name, t.time_column, t.time_type,
           t.until_internal IS NOT NULL AS cut, coalesce(t.until_literal, '') AS until_literal,
           coalesce(next.previous_holder, '') AS previous_holder, next.previous_pid,
-          next.previous_start, coalesce(t.from_literal, '') AS from_literal
+          next.previous_start, coalesce(t.from_literal, '') AS from_literal,
+          coalesce(t.display_name, format('%I.%I', t.hypertable_schema, t.hypertable_name))
+            AS display_name

@@ -12,7 +12,10 @@ SELECT hypertable_schema,
        coalesce(sum(rows_copied), 0) AS rows_copied,
        coalesce(sum(bytes_copied), 0) AS bytes_copied,
        count(verified) AS verified,
-       count(*) FILTER (WHERE verify_matches = false) AS differ
+       count(*) FILTER (WHERE verify_matches = false) AS differ,
+       -- a continuous aggregate by its view, not its materialization's internal name
+       coalesce(max(display_name), format('%I.%I', hypertable_schema, hypertable_name))
+         AS display_name
 FROM __backfill.task
 GROUP BY 1, 2
 ORDER BY 1, 2

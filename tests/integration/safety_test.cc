@@ -102,6 +102,14 @@ TEST_F(PreparedTargetTest, TheReadmeRecipeGivesEveryChunkEmptyWithItsStatusAndCo
   EXPECT_EQ(TargetValue(kStates), SourceValue(kStates));
   ProcessResult verified = Ctl({"verify", "--source", SourceDsn(), "--target", TargetDsn()});
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  // The continuous aggregate goes by its view's name everywhere, never its materialization's.
+  ProcessResult status = Ctl({"status", "--target", TargetDsn()});
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_TRUE(absl::StrContains(status.out, "public.cm_hourly")) << status.out;
+  for (const ProcessResult* r : {&staged, &copied, &verified, &status}) {
+    EXPECT_FALSE(absl::StrContains(r->out + r->err, "_materialized_hypertable"))
+        << r->out << r->err;
+  }
 }
 
 // --- item 1: --until ----------------------------------------------------------------------
