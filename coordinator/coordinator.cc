@@ -217,7 +217,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
                                         : pg::Param()});
   if (!row.ok()) return row.status();
   v1::HeartbeatResponse response;
-  response.set_lease_valid(row->rows() == 1);
+  response.set_lease_valid(row->rows() == 1 && row->GetBool(0, 0));
   response.set_max_bytes_per_second(RateShare());
   return response;
 }

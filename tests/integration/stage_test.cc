@@ -283,6 +283,27 @@ TEST_F(StageTest, WarningLogLinesAppearOnlyWithVerbose) {
   EXPECT_TRUE(HasLogLines(verbose.err)) << verbose.err;
 }
 
+// Tiny chunks commit before their worker's first heartbeat reaches the target: that is not a
+// lost lease, and no worker may say so.
+TEST_F(StageTest, NoWorkerWarnsItLostTheLeaseOfAChunkItJustCommitted) {
+  const std::string ddl =
+      "CREATE TABLE public.tiny (time timestamptz NOT NULL, v int);"
+      "SELECT create_hypertable('public.tiny', 'time', chunk_time_interval => interval '1 "
+      "hour');";
+  ExecSource(ddl);
+  ExecTarget(ddl);
+  ExecSource(
+      "INSERT INTO public.tiny SELECT timestamptz '2024-01-01 00:00+00' + i * interval '1 hour', "
+      "i FROM generate_series(0, 299) i");
+  ASSERT_EQ(Stage("2025-01-01").exit_code, 0);
+  ProcessResult copied =
+      Ctl({"copy", "-v", "--source", SourceDsn(), "--target", TargetDsn(), "-p", "4"});
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  EXPECT_TRUE(absl::StrContains(copied.out, "Copied 300 of 300 chunks")) << copied.out;
+  EXPECT_FALSE(absl::StrContains(copied.err, "was lost")) << copied.err;
+  EXPECT_FALSE(absl::StrContains(copied.err, "re-granted")) << copied.err;
+}
+
 TEST_F(StageTest, UntilThatDoesNotFitTheTypeNamesHypertableColumnAndType) {
   const std::string ddl =
       "CREATE TABLE public.small (ts smallint NOT NULL, v int);"
