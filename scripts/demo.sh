@@ -62,7 +62,19 @@ echo "== target: the application already dual-writes from 2024-01-10 12:00 on"
 psql_target -c "INSERT INTO conditions SELECT t, 1, 21, 'dual write' FROM generate_series(timestamptz '2024-01-10 12:00+00', timestamptz '2024-01-14 23:00+00', interval '1 hour') t;"
 
 bin="$root/build/bin/timescaledb-backfill"
-run() { echo; echo "\$ timescaledb-backfill $*" | sed -E 's/(password=)[^ ]*/\1***/g'; "$bin" "$@"; }
+# Prints the command as it can be pasted into a shell (arguments quoted), passwords masked.
+quote() {
+  case "$1" in
+    *[!A-Za-z0-9_./:=@-]*) printf " '%s'" "${1//\'/\'\\\'\'}" ;;
+    *) printf ' %s' "$1" ;;
+  esac
+}
+run() {
+  echo
+  { printf '$ timescaledb-backfill'; for a in "$@"; do quote "$a"; done; echo; } |
+    sed -E 's/(password=)[^ '"'"']*/\1***/g'
+  "$bin" "$@"
+}
 run stage --source "$SOURCE" --target "$TARGET" --until '2024-01-10T12:00:00'
 echo; echo "progress query (spec):"
 psql_target -c "select hypertable_schema, hypertable_name, count(*) as total_chunks, count(worked) as finished_chunks, count(worked is null) pending_chunks from __backfill.task group by 1, 2"
