@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "backfill_common_sql.h"
+#include "backfill_ctl_sql.h"
 #include "common/auth.h"
 #include "common/catalog.h"
 #include "common/json.h"
@@ -263,7 +265,8 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       style == ProgressStyle::kLines || (style == ProgressStyle::kBar && options.verbose);
   int64_t shown = -1;       // finished chunks printed so far, counting those done before this run
   int64_t copied_here = 0;  // chunks this run finished
-  int64_t pending_at_start = -1;  // by the first progress message
+  std::set<std::string> lines_printed;  // chunks with a line, for the summary after Ctrl-C
+  int64_t pending_at_start = -1;        // by the first progress message
   auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
       if (options.repair && !json && style != ProgressStyle::kQuiet) {
@@ -302,6 +305,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       }
       if (!chunk_lines || !counted) continue;
       display.Clear();
+      lines_printed.insert(e.chunk());
       std::cout << "[" << shown << "/" << progress.tasks_total() << "] ";
       if (e.outcome() == v1::ReportTaskRequest::COPIED) {
         std::cout << "copied chunk " << e.chunk() << " (" << e.rows() << " rows, "
@@ -348,6 +352,33 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
     embedded->Join();
   }
   if (absl::IsCancelled(status)) {
+    // The chunks that committed while the copy shut down get their lines too, then what this
+    // run copied and what is left, read from the target.
+    absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+        pg::Connection::Open(options.databases.target(), "backfillctl", "target");
+    absl::StatusOr<pg::Result> rows =
+        target.ok()
+            ? (*target)->Exec(sql::kInterruptedCopies,
+                              {absl::StrCat(absl::ToDoubleSeconds(absl::Now() - start) + 1.0)})
+            : absl::StatusOr<pg::Result>(target.status());
+    if (rows.ok() && rows->rows() > 0) {
+      int64_t copied = 0, copied_rows = 0, copied_bytes = 0;
+      const int64_t total = rows->GetInt(0, 4);
+      const int64_t left = rows->GetInt(0, 3);
+      for (int i = 0; i < rows->rows(); ++i) {
+        if (rows->IsNull(i, 0)) continue;
+        ++copied;
+        copied_rows += rows->GetInt(i, 1);
+        copied_bytes += rows->GetInt(i, 2);
+        if (!chunk_lines || json || lines_printed.count(rows->Get(i, 0)) > 0) continue;
+        std::cout << "[" << ++shown << "/" << total << "] copied chunk " << rows->Get(i, 0) << " ("
+                  << rows->GetInt(i, 1) << " rows, " << HumanBytes(rows->GetInt(i, 2)) << ")"
+                  << std::endl;
+      }
+      std::cout << "Interrupted: copied " << copied << " chunks in this run (" << copied_rows
+                << " rows, " << HumanBytes(copied_bytes) << "); " << left << " of " << total
+                << " chunks left to copy." << std::endl;
+    }
     std::cerr << "copy interrupted: chunks in progress were finished or rolled back; run copy "
                  "again to resume"
               << std::endl;

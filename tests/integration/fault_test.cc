@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/integration/fixture.h"
 
 namespace backfill::testing {
@@ -270,7 +271,27 @@ TEST_F(InterruptTest, OneCtrlCInEmbeddedModeFinishesChunksInFlightAndStops) {
   const std::string log = ReadFile(copy->log_path());
   EXPECT_TRUE(absl::StrContains(log, "Shutting down, waiting for in-progress copies")) << log;
   EXPECT_TRUE(absl::StrContains(log, "copy interrupted")) << log;
-  EXPECT_NE(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "0");
+  const std::string left = TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL");
+  EXPECT_NE(left, "0");
+  // Every chunk that committed, those finished during the shutdown included, has its line,
+  // and the summary counts them and what is left.
+  EXPECT_TRUE(absl::StrContains(
+      log, absl::StrCat("Interrupted: copied ",
+                        TargetValue("SELECT count(worked) FROM "
+                                    "__backfill.task"),
+                        " chunks in this run (",
+                        TargetValue("SELECT sum(rows_copied) FROM __backfill.task"), " rows, ")))
+      << log;
+  EXPECT_TRUE(absl::StrContains(
+      log, absl::StrCat("; ", left, " of ", TargetValue("SELECT count(*) FROM __backfill.task"),
+                        " chunks left to copy.\n")))
+      << log;
+  const std::string copied_chunks = TargetValue(
+      "SELECT string_agg(format('%I.%I', chunk_schema, chunk_name), ',') FROM __backfill.task "
+      "WHERE worked IS NOT NULL");
+  for (absl::string_view chunk : absl::StrSplit(copied_chunks, ',')) {
+    EXPECT_TRUE(absl::StrContains(log, absl::StrCat("] copied chunk ", chunk, " ("))) << chunk;
+  }
   ExpectOnlyFinishedChunksCommitted();
   ExpectResumes();
 }
