@@ -6,7 +6,7 @@ namespace backfill {
 
 void InitLogging(const char* program, int verbosity, bool quiet_warnings) {
   FLAGS_logtostderr = true;
-  FLAGS_minloglevel = verbosity > 0     ? google::GLOG_INFO
+  FLAGS_minloglevel = verbosity > 0    ? google::GLOG_INFO
                       : quiet_warnings ? google::GLOG_ERROR
                                        : google::GLOG_WARNING;
   FLAGS_v = verbosity > 1 ? verbosity - 1 : 0;

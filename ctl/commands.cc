@@ -182,7 +182,8 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
       std::cout << " (" << h.chunks_cut() << " cut at --until)";
     }
     if (h.chunks_widened() > 0) {
-      std::cout << "; " << h.chunks_widened() << " widened to the new --until";
+      std::cout << "; " << h.chunks_widened() << " widened to the new range (re-opened: copy "
+                << "copies them again)";
     }
     if (h.chunks_already_staged() > 0) {
       std::cout << "; " << h.chunks_already_staged() << " were already staged";
@@ -195,7 +196,7 @@ int RunStage(ControlClient& client, const CtlOptions& options) {
   }
   std::cout << "Staged " << staged << " chunks to copy (" << response->target_chunks_created()
             << " target chunks created";
-  if (widened > 0) std::cout << ", " << widened << " chunks widened";
+  if (widened > 0) std::cout << ", " << widened << " chunks widened and re-opened";
   if (already > 0) std::cout << ", " << already << " chunks already staged";
   std::cout << ").\nExecute the 'copy' command to migrate the data." << std::endl;
   return kExitOk;

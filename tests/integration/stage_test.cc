@@ -642,7 +642,8 @@ TEST_F(StageTest, StagingAgainWithALaterUntilWidensTheCutChunkAndCopiesTheRest) 
   ASSERT_EQ(widened.exit_code, 0) << widened.out << widened.err;
   EXPECT_TRUE(absl::StrContains(widened.out,
                                 "staged 0 chunks of public.metrics (1 cut at --until); 1 widened "
-                                "to the new --until; 1 were already staged"))
+                                "to the new range (re-opened: copy copies them again); 1 were "
+                                "already staged\n"))
       << widened.out;
   EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "1");
   ASSERT_EQ(Copy().exit_code, 0);

@@ -59,10 +59,9 @@ TEST_F(VerifyTest, PassesOnACorrectCopyComparingCompressedBatchesWithoutDecompre
   EXPECT_TRUE(absl::StrContains(r.out, "\"mismatches\":\"0\"")) << r.out;
   r = Verify({"--row-hash"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(r.out,
-            absl::StrCat("Verified 3 chunks: 0 differ. ",
-                         TargetValue("SELECT sum(rows_copied) FROM __backfill.task"),
-                         " rows compared.\n"));
+  EXPECT_EQ(r.out, absl::StrCat("Verified 3 chunks: 0 differ. ",
+                                TargetValue("SELECT sum(rows_copied) FROM __backfill.task"),
+                                " rows compared.\n"));
 }
 
 struct Tamper {
