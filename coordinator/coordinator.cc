@@ -413,11 +413,6 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
     if (!conn.ok()) return conn.status();
     absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetFailed);
     if (!reset.ok()) return reset.status();
-    if (request.repair()) {
-      absl::StatusOr<std::vector<std::string>> reopened_tasks = ReopenMismatched(**conn);
-      if (!reopened_tasks.ok()) return reopened_tasks.status();
-      reopened = *std::move(reopened_tasks);
-    }
     if (absl::Status s = (*conn)->ExecScript(sql::kCreateThrottle); !s.ok()) return s;
     if (request.has_max_bytes_per_second() || request.has_max_chunks_per_hypertable()) {
       absl::StatusOr<pg::Result> set = (*conn)->Exec(
@@ -439,6 +434,20 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   if (!joined.ok()) return joined.status();
   std::shared_ptr<Job> job = *std::move(joined);
   auto leave = [this, &job]() { LeaveJob(job); };
+  if (request.repair()) {
+    // Only once the job is ours: a verify still running would otherwise lose the re-opened
+    // tasks from its report.
+    absl::StatusOr<std::vector<std::string>> reopened_tasks = [&] {
+      absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+      if (!conn.ok()) return absl::StatusOr<std::vector<std::string>>(conn.status());
+      return ReopenMismatched(**conn);
+    }();
+    if (!reopened_tasks.ok()) {
+      leave();
+      return reopened_tasks.status();
+    }
+    reopened = *std::move(reopened_tasks);
+  }
 
   size_t events_sent = 0;
   absl::Time unreachable_since = absl::InfiniteFuture();

@@ -34,10 +34,13 @@ struct StagedTask {
   bool cut = false;
   int64_t until_internal = 0;
   std::string until_literal;
-  bool worked = false;    // copied by this tool (its range, as above)
   bool cut_from = false;  // stage --from left out the chunk's start
   int64_t from_internal = 0;
   std::string from_literal;
+  // The range this tool copied into the target chunk, if it ever did ("": the chunk's edge);
+  // kept when the task is re-opened.
+  bool copied = false;
+  std::string copied_from, copied_until;
 };
 
 enum class Action { kInsert, kWiden, kKeep };
@@ -114,10 +117,10 @@ void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& 
     if (it == staged.end()) continue;
     const StagedTask& task = it->second;
     p.task_id = task.task_id;
-    if (task.worked) {
+    if (task.copied) {
       p.copied = true;
-      if (task.cut_from) p.copied_from = task.from_literal;
-      if (task.cut) p.copied_until = task.until_literal;
+      p.copied_from = task.copied_from;
+      p.copied_until = task.copied_until;
     }
     // Each range is [low, high) within the chunk; an uncut side is the chunk's own edge.
     const int64_t old_low = task.cut_from ? task.from_internal : INT64_MIN;
@@ -150,9 +153,10 @@ absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> ReadSt
   absl::StatusOr<pg::Result> rows = target.Exec(sql::kStagedChunks, {h.schema, h.name});
   if (!rows.ok()) return rows.status();
   for (int i = 0; i < rows->rows(); ++i) {
-    staged[{rows->Get(i, 0), rows->Get(i, 1)}] =
-        StagedTask{rows->GetInt(i, 2),  rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5),
-                   rows->GetBool(i, 6), rows->GetBool(i, 7), rows->GetInt(i, 8), rows->Get(i, 9)};
+    staged[{rows->Get(i, 0), rows->Get(i, 1)}] = StagedTask{
+        rows->GetInt(i, 2),  rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5),
+        rows->GetBool(i, 6), rows->GetInt(i, 7),  rows->Get(i, 8),    rows->GetBool(i, 9),
+        rows->Get(i, 10),    rows->Get(i, 11)};
   }
   return staged;
 }

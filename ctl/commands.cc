@@ -331,6 +331,8 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       lost_since = absl::InfiniteFuture();
       on_progress(progress);
     });
+    // The repair happened with the first message: a reconnect resumes the copy only.
+    if (shown >= 0) request.set_repair(false);
     // Reconnect only to a coordinator that was reached before: one never reached (a wrong
     // address, TLS or token) is an error now, not in five minutes.
     if (status.ok() || embedded != nullptr || !absl::IsUnavailable(status) || last.finished() ||
@@ -366,6 +368,8 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       int64_t copied = 0, copied_rows = 0, copied_bytes = 0;
       const int64_t total = rows->GetInt(0, 4);
       const int64_t left = rows->GetInt(0, 3);
+      // Interrupted before the first progress message: number from what was done before.
+      if (shown < 0) shown = total - left - (rows->IsNull(0, 0) ? 0 : rows->rows());
       for (int i = 0; i < rows->rows(); ++i) {
         if (rows->IsNull(i, 0)) continue;
         ++copied;
@@ -376,9 +380,16 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
                   << rows->GetInt(i, 1) << " rows, " << HumanBytes(rows->GetInt(i, 2)) << ")"
                   << std::endl;
       }
-      std::cout << "Interrupted: copied " << copied << " chunks in this run (" << copied_rows
-                << " rows, " << HumanBytes(copied_bytes) << "); " << left << " of " << total
-                << " chunks left to copy." << std::endl;
+      if (json) {
+        std::cout << "{\"event\":\"interrupted\",\"chunks_copied\":" << copied
+                  << ",\"rows\":" << copied_rows << ",\"bytes\":" << copied_bytes
+                  << ",\"chunks_left\":" << left << ",\"chunks_total\":" << total << "}"
+                  << std::endl;
+      } else {
+        std::cout << "Interrupted: copied " << copied << " chunks in this run (" << copied_rows
+                  << " rows, " << HumanBytes(copied_bytes) << "); " << left << " of " << total
+                  << " chunks left to copy." << std::endl;
+      }
     }
     std::cerr << "copy interrupted: chunks in progress were finished or rolled back; run copy "
                  "again to resume"

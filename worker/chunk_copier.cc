@@ -249,8 +249,10 @@ class Copier {
     // wrong; a PARTIAL bit the target had from before goes if the source has none.
     if (!spec_.target_superuser) return absl::OkStatus();
     absl::StatusOr<pg::Result> carried = target_.Exec(
-        sql::kCarryStatus,
-        {spec_.target_chunk_schema, spec_.target_chunk_name, absl::StrCat(source_state.status)});
+        sql::kCarryStatus, {spec_.target_chunk_schema, spec_.target_chunk_name,
+                            // Heap rows copied make the chunk partial whatever the source's bit
+                            // says, or they would be invisible.
+                            absl::StrCat(source_state.status | (has_heap->GetBool(0, 0) ? 8 : 0))});
     return carried.status();
   }
 

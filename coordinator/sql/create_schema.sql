@@ -48,6 +48,13 @@ CREATE INDEX IF NOT EXISTS task_pending_size_idx
 -- How the user knows the hypertable: a continuous aggregate's view ("public.cm_hourly"), not
 -- its materialization's internal name; NULL in tasks staged by earlier releases.
 ALTER TABLE __backfill.task ADD COLUMN IF NOT EXISTS display_name text;
+-- The range this tool last copied into the target chunk (set at completion, kept when a
+-- widening or a repair re-opens the task), so the dual-write guard never mistakes the tool's
+-- own rows for the application's. copied_*_literal NULL: the chunk's edge.
+ALTER TABLE __backfill.task
+  ADD COLUMN IF NOT EXISTS copied boolean NOT NULL DEFAULT false,
+  ADD COLUMN IF NOT EXISTS copied_from_literal text,
+  ADD COLUMN IF NOT EXISTS copied_until_literal text;
 -- stage --from: rows before from_literal are not the task's (NULL: from the chunk's start).
 ALTER TABLE __backfill.task
   ADD COLUMN IF NOT EXISTS from_internal bigint,

@@ -225,6 +225,20 @@ TEST_F(UntilGuardTest, RestagingWhatThisToolCopiedIsNotRefused) {
   EXPECT_EQ(consent.exit_code, 0) << consent.out << consent.err;
 }
 
+TEST_F(UntilGuardTest, RowsCopiedBeforeAWideningAreStillTheToolsOwn) {
+  CreateMetrics(4);
+  ASSERT_EQ(Stage("2024-01-02T06:00:00Z").exit_code, 0);
+  ASSERT_EQ(Copy().exit_code, 0);
+  // Widened twice before the next copy: the rows below 06:00 are still the tool's own.
+  ProcessResult first = Stage("2024-01-02T12:00:00Z");
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  ProcessResult second = Stage("2024-01-02T18:00:00Z");
+  EXPECT_EQ(second.exit_code, 0) << second.out << second.err;
+  ASSERT_EQ(Copy().exit_code, 0);
+  const std::string below = "SELECT * FROM public.metrics WHERE time < '2024-01-02 18:00+00'";
+  EXPECT_EQ(TargetDigest(below), SourceDigest(below));
+}
+
 TEST_F(UntilGuardTest, CountingStopsAfterTenChunksWithRows) {
   CreateMetrics(12);
   ASSERT_EQ(Stage("2024-01-13").exit_code, 0);

@@ -11,6 +11,9 @@ SET worked = tstzrange(now(), clock_timestamp(), '[)'),
     last_error = NULL,
     verified = NULL,
     verify_matches = NULL,
-    verify_report = NULL
+    verify_report = NULL,
+    copied = true,
+    copied_from_literal = from_literal,
+    copied_until_literal = until_literal
 WHERE task_id = $1::bigint AND lease_epoch = $2::bigint AND worked IS NULL
 RETURNING task_id
