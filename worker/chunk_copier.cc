@@ -70,10 +70,9 @@ absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& targ
                          limiter);
 }
 
-absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk,
-                  absl::string_view extra = "") {
+absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk) {
   return conn.ExecScript(
-      absl::StrCat("SELECT ", function, "(", QuoteLiteral(chunk), "::regclass", extra, ")"));
+      absl::StrCat("SELECT ", function, "(", QuoteLiteral(chunk), "::regclass)"));
 }
 
 class Copier {
