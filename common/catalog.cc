@@ -174,6 +174,7 @@ absl::StatusOr<std::vector<ContinuousAggregate>> Catalog::ListContinuousAggregat
     c.matched = rows->GetBool(i, 4);
     c.watermark = rows->GetInt(i, 5);
     c.time_type = rows->Get(i, 6);
+    c.bucket_margin = rows->GetInt(i, 7);
     out.push_back(std::move(c));
   }
   return out;

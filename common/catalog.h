@@ -99,9 +99,10 @@ struct ContinuousAggregate {
   int32_t raw_hypertable_id = 0;  // what it is built on: a hypertable or another aggregate
   std::string view_schema;
   std::string view_name;
-  bool matched = false;   // by the filter given to ListContinuousAggregates
-  int64_t watermark = 0;  // end of the materialized range, internal units
-  std::string time_type;  // regtype text of its time column
+  bool matched = false;       // by the filter given to ListContinuousAggregates
+  int64_t watermark = 0;      // end of the materialized range, internal units
+  std::string time_type;      // regtype text of its time column
+  int64_t bucket_margin = 0;  // two of its buckets, internal units (months as 30 days); 0: unknown
 
   std::string DisplayName() const;
 };

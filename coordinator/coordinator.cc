@@ -162,6 +162,8 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   task->set_until_literal(row->Get(0, 11));
   task->set_from_literal(row->Get(0, 15));
   task->set_hypertable_display(row->Get(0, 16));
+  task->set_range_start_internal(row->GetInt(0, 17));
+  task->set_range_end_internal(row->GetInt(0, 18));
   response.set_kind(v1::LeaseTaskResponse::TASK);
   response.set_work(job->work);
   response.set_row_hash(job->row_hash);
@@ -430,6 +432,13 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   Job proto;
   proto.work = v1::LeaseTaskResponse::COPY;
   proto.databases = databases;
+  // What was done before this job, read before any worker can lease from it: a chunk that
+  // commits before the loop's first read is this run's, with its line and its count.
+  {
+    absl::StatusOr<v1::CopyProgress> before = ReadProgress(*pool);
+    if (!before.ok()) return before.status();
+    proto.done_at_open = before->tasks_done();
+  }
   absl::StatusOr<std::shared_ptr<Job>> joined = JoinJob(proto, &pool);
   if (!joined.ok()) return joined.status();
   std::shared_ptr<Job> job = *std::move(joined);
@@ -447,6 +456,8 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
       return reopened_tasks.status();
     }
     reopened = *std::move(reopened_tasks);
+    absl::MutexLock lock(&mu_);
+    job->done_at_open -= static_cast<int64_t>(reopened.size());
   }
 
   size_t events_sent = 0;
@@ -479,7 +490,7 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
         progress->tasks_done() + progress->tasks_failed() >= progress->tasks_total();
     {
       absl::MutexLock lock(&mu_);
-      if (job->done_at_open < 0) job->done_at_open = progress->tasks_done();
+      progress->set_tasks_done_at_start(job->done_at_open);
       if (finished) {
         // A worker reports after it commits: the last reports may still be on their way.
         // Wait for them (a while, not forever: a report can be lost) so every chunk is shown.

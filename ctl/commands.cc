@@ -276,7 +276,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
         for (const std::string& chunk : progress.reopened()) std::cout << "\n  " << chunk;
         std::cout << std::endl;
       }
-      const int64_t pending = progress.tasks_total() - progress.tasks_done();
+      const int64_t pending = progress.tasks_total() - progress.tasks_done_at_start();
       pending_at_start = pending;
       if (json) {
         std::cout << "{\"event\":\"start\",\"chunks_total\":" << progress.tasks_total()
@@ -287,7 +287,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
         std::cout << "Copying " << pending << " pending chunks of " << progress.tasks_total()
                   << " staged" << std::endl;
       }
-      shown = progress.tasks_done() - progress.events_size();
+      shown = progress.tasks_done_at_start();
     }
     for (const v1::TaskEvent& e : progress.events()) {
       const bool counted = e.outcome() == v1::ReportTaskRequest::COPIED ||
@@ -511,7 +511,11 @@ int RunRefreshCaggs(ControlClient& client, const CtlOptions& options) {
       ++refreshed;
       std::cout << "refreshed continuous aggregate " << c.view() << " over ["
                 << (c.window_start().empty() ? "start" : c.window_start()) << ", " << c.window_end()
-                << ")\n";
+                << ")";
+      if (!c.copied_until().empty()) {
+        std::cout << "; the copied materialization before " << c.copied_until() << " is kept";
+      }
+      std::cout << "\n";
     } else {
       std::cout << "continuous aggregate " << c.view() << " is up to date\n";
     }

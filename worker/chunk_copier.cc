@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -85,6 +87,12 @@ class Copier {
         target_chunk_(QuoteQualified(spec.target_chunk_schema, spec.target_chunk_name)) {}
 
   absl::StatusOr<CopyOutcome> Run() {
+    if (spec_.carry_invalidations) {
+      absl::StatusOr<pg::Result> raised = target_.Exec(
+          sql::kRaiseInvalidationThreshold,
+          {spec_.target_chunk_schema, spec_.target_chunk_name, absl::StrCat(spec_.range_end)});
+      if (!raised.ok()) return raised.status();
+    }
     // The source snapshot is taken by the first query and serves the whole chunk.
     if (absl::Status s = source_.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         !s.ok()) {
@@ -127,6 +135,13 @@ class Copier {
       if (!copied.ok()) return copied;
       message = absl::StrCat("copied ", outcome.rows, " rows from ", display,
                              outcome.batches_copied ? " (compressed batches as they are)" : "");
+      if (spec_.carry_invalidations) {
+        absl::StatusOr<int64_t> carried = CarryInvalidations();
+        if (!carried.ok()) return carried.status();
+        if (*carried > 0) {
+          absl::StrAppend(&message, "; ", *carried, " pending invalidations carried");
+        }
+      }
     }
     absl::StatusOr<pg::Result> completed = target_.Exec(
         sql::kCompleteTask, {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch),
@@ -253,6 +268,29 @@ class Copier {
                             // says, or they would be invisible.
                             absl::StrCat(source_state.status | (has_heap->GetBool(0, 0) ? 8 : 0))});
     return carried.status();
+  }
+
+  // For a continuous aggregate's materialization: the source's pending invalidations over the
+  // task's range, read in the copy's snapshot, replace the target's (carry_invalidations.sql).
+  // Returns how many entries were carried; 0 as well for a chunk of a plain hypertable.
+  absl::StatusOr<int64_t> CarryInvalidations() {
+    absl::StatusOr<pg::Result> pending =
+        source_.Exec(sql::kSourceInvalidations,
+                     {spec_.source_chunk_schema, spec_.source_chunk_name,
+                      absl::StrCat(spec_.range_start), absl::StrCat(spec_.range_end)});
+    if (!pending.ok()) return pending.status();
+    if (pending->rows() == 0) return 0;
+    const int64_t margin = std::max<int64_t>(0, pending->GetInt(0, 0));
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    const int64_t cut_from = spec_.range_start > kMax - margin ? kMax : spec_.range_start + margin;
+    const int64_t add_until = spec_.range_end > kMax - margin ? kMax : spec_.range_end + margin;
+    absl::StatusOr<pg::Result> carried =
+        target_.Exec(sql::kCarryInvalidations,
+                     {spec_.target_chunk_schema, spec_.target_chunk_name, absl::StrCat(cut_from),
+                      absl::StrCat(spec_.range_end), absl::StrCat(spec_.range_start),
+                      absl::StrCat(add_until), pending->Get(0, 1), pending->Get(0, 2)});
+    if (!carried.ok()) return carried.status();
+    return carried->GetInt(0, 0);
   }
 
   // Carries the source chunk's compression statistics (what chunk_compression_stats()

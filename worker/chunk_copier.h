@@ -48,6 +48,15 @@ struct CopySpec {
   // The target session may write TimescaleDB's catalog (a superuser): chunk status bits are
   // carried as they are.
   bool target_superuser = false;
+  // The task's time range in TimescaleDB's internal units (the chunk's slice cut by --from and
+  // --until). When the chunk is a continuous aggregate's materialization and
+  // carry_invalidations is set (a superuser target that keeps the copy's own writes out of its
+  // invalidation log), what the source still has to recompute over this range is carried to
+  // the target's log in the copy transaction, and the rest of the range counts as
+  // materialized: refresh-caggs does not recompute it.
+  int64_t range_start = 0;
+  int64_t range_end = 0;
+  bool carry_invalidations = false;
   // Paces the COPY data to the coordinator's share of --max-rate; null: no limit.
   RateLimiter* limiter = nullptr;
 };

@@ -289,6 +289,11 @@ void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chu
   FillFromTask(task, &spec);
   spec.skip_invalidation = skip_invalidation_;
   spec.target_superuser = target_superuser_;
+  spec.range_start = task.range_start_internal();
+  spec.range_end = task.range_end_internal();
+  // Carried only where the copy's own writes stay out of the target's log: the threshold the
+  // carry raises would log them, and the next refresh would redo the copied range.
+  spec.carry_invalidations = target_superuser_ && !skip_invalidation_.empty();
   spec.limiter = &limiter_;
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
   if (!outcome.ok()) {

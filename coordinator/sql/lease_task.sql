@@ -33,4 +33,6 @@ RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.ch
           coalesce(next.previous_holder, '') AS previous_holder, next.previous_pid,
           next.previous_start, coalesce(t.from_literal, '') AS from_literal,
           coalesce(t.display_name, format('%I.%I', t.hypertable_schema, t.hypertable_name))
-            AS display_name
+            AS display_name,
+          greatest((t.dimensions -> t.time_column ->> 0)::bigint, t.from_internal) AS range_start,
+          least((t.dimensions -> t.time_column ->> 1)::bigint, t.until_internal) AS range_end
