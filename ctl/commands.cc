@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "backfill_common_sql.h"
 #include "backfill_ctl_sql.h"
@@ -70,6 +71,49 @@ class Embedded {
   void Join() {
     for (auto& t : threads_) t.join();
     threads_.clear();
+  }
+  // The second Ctrl-C: every chunk in progress is rolled back now (see Worker::Abort), and
+  // the target says which ones were and which committed first. Any thread; printed on stdout.
+  void AbortWorkers(const std::string& target_conninfo) {
+    const std::string prefix = absl::StrCat(DefaultWorkerName(), "/");
+    absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+        pg::Connection::Open(target_conninfo, "backfillctl", "target");
+    absl::StatusOr<pg::Result> held =
+        target.ok() ? (*target)->Exec(sql::kHeldChunks, {prefix})
+                    : absl::StatusOr<pg::Result>(target.status());
+    coordinator_.Close();
+    bool stopped = true;
+    for (auto& w : workers_) stopped = w->Abort(absl::Seconds(10)) && stopped;
+    if (!held.ok()) {
+      std::cerr << "cannot tell which chunks were in progress: " << held.status().message()
+                << std::endl;
+      return;
+    }
+    std::vector<std::string> ids;
+    for (int i = 0; i < held->rows(); ++i) ids.push_back(held->Get(i, 0));
+    absl::StatusOr<pg::Result> done =
+        (*target)->Exec(sql::kChunksDone, {absl::StrCat("{", absl::StrJoin(ids, ","), "}")});
+    if (!done.ok()) {
+      std::cerr << "cannot tell which chunks were rolled back: " << done.status().message()
+                << std::endl;
+      return;
+    }
+    std::vector<std::string> rolled_back, committed;
+    for (int i = 0; i < done->rows(); ++i) {
+      (done->GetBool(i, 1) ? committed : rolled_back).push_back(done->Get(i, 0));
+    }
+    std::cout << "Aborted: rolled back the copies of " << rolled_back.size()
+              << " chunks in progress" << (rolled_back.empty() ? "." : ":") << std::endl;
+    for (const std::string& chunk : rolled_back) std::cout << "  " << chunk << std::endl;
+    if (!committed.empty()) {
+      std::cout << committed.size() << " chunks committed before they could be stopped:"
+                << std::endl;
+      for (const std::string& chunk : committed) std::cout << "  " << chunk << std::endl;
+    }
+    if (!stopped) {
+      std::cout << "Some workers did not stop in time; their sessions end with this process."
+                << std::endl;
+    }
   }
   ~Embedded() {
     StopWorkers();
@@ -605,6 +649,9 @@ int RunCommand(const CtlOptions& options) {
   // Block the signals before gRPC starts threads; the watcher decides what they mean.
   // Static: the watcher thread outlives this call.
   static std::atomic<ControlClient*> copy_client{nullptr};
+  static std::atomic<Embedded*> copy_workers{nullptr};  // embedded mode, during copy
+  static std::string target_conninfo;
+  target_conninfo = options.databases.target();
   WatchTerminationSignals(
       [] {
         if (ControlClient* c = copy_client.load()) {
@@ -617,7 +664,16 @@ int RunCommand(const CtlOptions& options) {
         }
       },
       [] {
-        std::cerr << "Terminating immediately; in-progress copies are rolled back." << std::endl;
+        if (Embedded* e = copy_workers.load()) {
+          std::cerr << "Terminating immediately; in-progress copies are rolled back." << std::endl;
+          e->AbortWorkers(target_conninfo);
+          std::cerr << "copy aborted; run copy again to resume" << std::endl;
+        } else if (copy_client.load() != nullptr) {
+          // The workers are other processes: they finish what they hold, and lease no more.
+          std::cerr << "Leaving at once; the workers finish the chunks they hold and take no "
+                       "new ones (stop them to roll those back). Run copy again to resume."
+                    << std::endl;
+        }
         _exit(kExitInterrupted);
       });
   if (address.empty()) {
@@ -635,7 +691,9 @@ int RunCommand(const CtlOptions& options) {
   if (options.command == "copy") {
     if (embedded != nullptr) embedded->StartWorkers(options.parallelism);
     copy_client = &client;
+    copy_workers = embedded.get();
     int code = RunCopy(client, options, embedded.get());
+    copy_workers = nullptr;
     copy_client = nullptr;
     return code;
   }

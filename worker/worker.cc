@@ -95,6 +95,21 @@ void Worker::Stop() {
   stopping_ = true;
 }
 
+bool Worker::Abort(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return task_target_ == nullptr; };
+  // A cancel lands only on a statement that is running: repeat it until the task gives up.
+  while (!idle()) {
+    if (absl::Now() >= deadline) return false;
+    task_target_->Cancel();
+    if (task_source_ != nullptr) task_source_->Cancel();
+    mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Milliseconds(20));
+  }
+  return true;
+}
+
 bool Worker::SleepUnlessStopped(absl::Duration d) {
   absl::MutexLock lock(&mu_);
   auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
@@ -209,6 +224,11 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
     return;
   }
 
+  {
+    absl::MutexLock lock(&mu_);
+    task_source_ = source_.get();
+    task_target_ = target_.get();
+  }
   // Heartbeats keep the lease while the chunk copies. A lost lease cancels the statement in
   // progress; the fence would refuse the commit anyway, this only stops wasted work sooner.
   absl::Notification done;
@@ -249,6 +269,11 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   metrics_->busy.Decrement();
   done.Notify();
   heartbeat.join();
+  {
+    absl::MutexLock lock(&mu_);
+    task_source_ = nullptr;
+    task_target_ = nullptr;
+  }
   if (lease_lost && report.outcome() == v1::ReportTaskRequest::FAILED) {
     report.set_outcome(v1::ReportTaskRequest::FENCED);
   }

@@ -44,6 +44,11 @@ class Worker {
   // Asks Run() to return once the task in progress, if any, is done.
   void Stop();
 
+  // Stops at once: the statements of the task in progress are cancelled until the task gives
+  // up, so its transaction rolls back (a COMMIT already under way completes). Returns once no
+  // task is in progress, false when one still is after `timeout`. Any thread.
+  bool Abort(absl::Duration timeout);
+
  private:
   // Sleeps up to `d`; false when Stop() was called meanwhile.
   bool SleepUnlessStopped(absl::Duration d);
@@ -76,6 +81,9 @@ class Worker {
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The connections of the task in progress, for Abort(); null between tasks.
+  pg::Connection* task_source_ ABSL_GUARDED_BY(mu_) = nullptr;
+  pg::Connection* task_target_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // host:pid, for worker names.

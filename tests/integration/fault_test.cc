@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "tests/integration/fixture.h"
 
 namespace backfill::testing {
@@ -322,15 +323,37 @@ TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
                "'timescaledb-backfill%' AND wait_event_type = 'Lock'") != "0";
   }));
   ASSERT_TRUE(copy->Signal(SIGINT));
-  std::this_thread::sleep_for(milliseconds(50));
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(copy->log_path()), "Shutting down, waiting for");
+  }));
   ASSERT_TRUE(copy->Signal(SIGINT));
   std::optional<int> code = copy->WaitFor(10000);
   ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 130) << ReadFile(copy->log_path());
-  EXPECT_TRUE(absl::StrContains(ReadFile(copy->log_path()), "Terminating immediately"))
-      << ReadFile(copy->log_path());
+  const std::string log = ReadFile(copy->log_path());
+  EXPECT_EQ(*code, 130) << log;
+  EXPECT_TRUE(absl::StrContains(log, "Terminating immediately")) << log;
+  // Both workers were waiting on a lock: both chunks are named as rolled back, and the
+  // target agrees, at once (the abort ended their transactions before the process exited).
+  const std::string held = "Aborted: rolled back the copies of 2 chunks in progress:\n";
+  ASSERT_TRUE(absl::StrContains(log, held)) << log;
+  std::vector<std::string> named;
+  for (absl::string_view line :
+       absl::StrSplit(log.substr(log.find(held) + held.size()), '\n')) {
+    if (!absl::ConsumePrefix(&line, "  ")) break;
+    named.emplace_back(line);
+  }
+  ASSERT_EQ(named.size(), 2u) << log;
+  for (const std::string& chunk : named) {
+    EXPECT_EQ(TargetValue(absl::StrCat("SELECT worked IS NULL FROM __backfill.task WHERE "
+                                       "format('%I.%I', chunk_schema, chunk_name) = '",
+                                       chunk, "'")),
+              "t")
+        << chunk;
+  }
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                        "'timescaledb-backfill%' AND state <> 'idle'"),
+            "0");
   locker.join();
-  std::this_thread::sleep_for(milliseconds(500));  // the server notices the closed sessions
   ExpectOnlyFinishedChunksCommitted();
   ExpectResumes();
 }
