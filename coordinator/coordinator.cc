@@ -241,6 +241,14 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   SawWorker(request.worker_id());
   // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
   if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
+  if (request.outcome() == v1::ReportTaskRequest::ABORTED) {
+    absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+    if (!conn.ok()) return conn.status();
+    absl::StatusOr<pg::Result> released = (*conn)->Exec(
+        sql::kReleaseLease, {absl::StrCat(request.task_id()), absl::StrCat(request.lease_epoch()),
+                             request.worker_id()});
+    return released.status();
+  }
   const std::string not_yours =
       absl::StrCat("task ", request.task_id(), " is not leased to worker ", request.worker_id(),
                    " at epoch ", request.lease_epoch(), "; nothing changed");

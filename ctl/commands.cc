@@ -78,9 +78,8 @@ class Embedded {
     const std::string prefix = absl::StrCat(DefaultWorkerName(), "/");
     absl::StatusOr<std::unique_ptr<pg::Connection>> target =
         pg::Connection::Open(target_conninfo, "backfillctl", "target");
-    absl::StatusOr<pg::Result> held =
-        target.ok() ? (*target)->Exec(sql::kHeldChunks, {prefix})
-                    : absl::StatusOr<pg::Result>(target.status());
+    absl::StatusOr<pg::Result> held = target.ok() ? (*target)->Exec(sql::kHeldChunks, {prefix})
+                                                  : absl::StatusOr<pg::Result>(target.status());
     coordinator_.Close();
     bool stopped = true;
     for (auto& w : workers_) stopped = w->Abort(absl::Seconds(10)) && stopped;
@@ -106,8 +105,8 @@ class Embedded {
               << " chunks in progress" << (rolled_back.empty() ? "." : ":") << std::endl;
     for (const std::string& chunk : rolled_back) std::cout << "  " << chunk << std::endl;
     if (!committed.empty()) {
-      std::cout << committed.size() << " chunks committed before they could be stopped:"
-                << std::endl;
+      std::cout << committed.size()
+                << " chunks committed before they could be stopped:" << std::endl;
       for (const std::string& chunk : committed) std::cout << "  " << chunk << std::endl;
     }
     if (!stopped) {
@@ -269,6 +268,8 @@ const char* OutcomeName(v1::ReportTaskRequest::Outcome outcome) {
       return "fenced";
     case v1::ReportTaskRequest::VERIFIED:
       return "verified";
+    case v1::ReportTaskRequest::ABORTED:
+      return "aborted";
     default:
       return "unknown";
   }

@@ -88,7 +88,10 @@ absl::StatusOr<MigrationStatus> ReadMigrationStatus(pg::Connection& target, doub
     status.chunks_per_second = static_cast<double>(recent->GetInt(0, 0)) / seconds;
     status.rows_per_second = static_cast<double>(recent->GetInt(0, 1)) / seconds;
     status.bytes_per_second = static_cast<double>(recent->GetInt(0, 2)) / seconds;
-    status.eta_seconds = static_cast<double>(status.totals.pending) / status.chunks_per_second;
+    // An ETA only while something copies: after a stop the recent rate says nothing.
+    if (!status.leases.empty()) {
+      status.eta_seconds = static_cast<double>(status.totals.pending) / status.chunks_per_second;
+    }
   } else if (status.totals.pending == 0) {
     status.eta_seconds = 0;
   }
@@ -130,6 +133,8 @@ std::string FormatStatusText(const MigrationStatus& status) {
                           HumanBytes(static_cast<int64_t>(status.bytes_per_second)));
     if (status.eta_seconds.has_value()) {
       absl::StrAppend(&out, "; ETA ", HumanDuration(absl::Seconds(*status.eta_seconds)));
+    } else if (status.leases.empty()) {
+      absl::StrAppend(&out, "; no worker holds a chunk now: is a copy running?");
     }
     absl::StrAppend(&out, "\n");
   } else {

@@ -99,6 +99,7 @@ bool Worker::Abort(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
   stopping_ = true;
+  aborting_ = true;
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return task_target_ == nullptr; };
   // A cancel lands only on a statement that is running: repeat it until the task gives up.
   while (!idle()) {
@@ -269,13 +270,12 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   metrics_->busy.Decrement();
   done.Notify();
   heartbeat.join();
-  {
-    absl::MutexLock lock(&mu_);
-    task_source_ = nullptr;
-    task_target_ = nullptr;
-  }
   if (lease_lost && report.outcome() == v1::ReportTaskRequest::FAILED) {
     report.set_outcome(v1::ReportTaskRequest::FENCED);
+  }
+  if (report.outcome() == v1::ReportTaskRequest::FAILED) {
+    absl::MutexLock lock(&mu_);
+    if (aborting_) report.set_outcome(v1::ReportTaskRequest::ABORTED);
   }
   const absl::Duration took = absl::Now() - start;
   report.set_duration_ms(absl::ToInt64Milliseconds(took));
@@ -285,6 +285,8 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   } else if (report.outcome() == v1::ReportTaskRequest::FENCED) {
     LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
                  << " was re-granted; nothing committed";
+  } else if (report.outcome() == v1::ReportTaskRequest::ABORTED) {
+    LOG(WARNING) << "worker " << worker_id_ << ": copy of " << chunk << " aborted; rolled back";
   } else {
     LOG(INFO) << "worker " << worker_id_ << ": "
               << (report.outcome() == v1::ReportTaskRequest::VERIFIED ? "verified" : "copied")
@@ -296,6 +298,12 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
     // The commit (or rollback) already happened; the report only feeds progress.
     LOG(WARNING) << "worker " << worker_id_ << ": cannot report " << chunk << ": "
                  << reported.message();
+  }
+  {
+    // Only now is the task over for Abort(): its lease is released too.
+    absl::MutexLock lock(&mu_);
+    task_source_ = nullptr;
+    task_target_ = nullptr;
   }
   if (report.outcome() == v1::ReportTaskRequest::FAILED) SleepUnlessStopped(options_.retry_delay);
   if (++tasks_on_connections_ >= options_.reconnect_every) {

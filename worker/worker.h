@@ -81,6 +81,7 @@ class Worker {
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool aborting_ ABSL_GUARDED_BY(mu_) = false;
   // The connections of the task in progress, for Abort(); null between tasks.
   pg::Connection* task_source_ ABSL_GUARDED_BY(mu_) = nullptr;
   pg::Connection* task_target_ ABSL_GUARDED_BY(mu_) = nullptr;

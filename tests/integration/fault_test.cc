@@ -323,9 +323,8 @@ TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
                "'timescaledb-backfill%' AND wait_event_type = 'Lock'") != "0";
   }));
   ASSERT_TRUE(copy->Signal(SIGINT));
-  ASSERT_TRUE(WaitFor([&] {
-    return absl::StrContains(ReadFile(copy->log_path()), "Shutting down, waiting for");
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return absl::StrContains(ReadFile(copy->log_path()), "Shutting down, waiting for"); }));
   ASSERT_TRUE(copy->Signal(SIGINT));
   std::optional<int> code = copy->WaitFor(10000);
   ASSERT_TRUE(code.has_value());
@@ -337,8 +336,7 @@ TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
   const std::string held = "Aborted: rolled back the copies of 2 chunks in progress:\n";
   ASSERT_TRUE(absl::StrContains(log, held)) << log;
   std::vector<std::string> named;
-  for (absl::string_view line :
-       absl::StrSplit(log.substr(log.find(held) + held.size()), '\n')) {
+  for (absl::string_view line : absl::StrSplit(log.substr(log.find(held) + held.size()), '\n')) {
     if (!absl::ConsumePrefix(&line, "  ")) break;
     named.emplace_back(line);
   }
@@ -353,6 +351,15 @@ TEST_F(InterruptTest, TwoCtrlCsInEmbeddedModeAbortAtOnceAndRollBack) {
   EXPECT_EQ(TargetValue("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                         "'timescaledb-backfill%' AND state <> 'idle'"),
             "0");
+  // The aborted chunks' leases were given back, without a failure or an attempt counted:
+  // status right after shows nobody holding a chunk, nothing failing, no ETA.
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE lease_holder IS NOT NULL "
+                        "OR last_error IS NOT NULL OR attempts > 1"),
+            "0");
+  ProcessResult status = Ctl({"status", "--target", TargetDsn()});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_FALSE(absl::StrContains(status.out, "Workers holding chunks")) << status.out;
+  EXPECT_FALSE(absl::StrContains(status.out, "ETA")) << status.out;
   locker.join();
   ExpectOnlyFinishedChunksCommitted();
   ExpectResumes();
