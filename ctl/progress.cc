@@ -129,7 +129,20 @@ void ProgressDisplay::Update(const ProgressCounts& counts, absl::Time now) {
   const absl::Duration every = style_ == ProgressStyle::kBar ? absl::Milliseconds(200) : interval_;
   if (now - last_emit_ < every) return;
   last_emit_ = now;
+  if (!News(counts, now)) return;
   Emit(counts);
+}
+
+bool ProgressDisplay::News(const ProgressCounts& counts, absl::Time now) {
+  if (style_ == ProgressStyle::kBar) return true;
+  const bool same = last_printed_.has_value() && last_printed_->total == counts.total &&
+                    last_printed_->done == counts.done && last_printed_->failed == counts.failed &&
+                    last_printed_->leased == counts.leased && last_printed_->rows == counts.rows &&
+                    last_printed_->bytes == counts.bytes;
+  if (same && now - last_printed_at_ < absl::Minutes(1)) return false;
+  last_printed_ = counts;
+  last_printed_at_ = now;
+  return true;
 }
 
 void ProgressDisplay::Emit(const ProgressCounts& counts) {
@@ -162,7 +175,7 @@ void ProgressDisplay::Finish(const ProgressCounts& counts, absl::Time now) {
     Clear();
     return;
   }
-  Emit(counts);
+  if (News(counts, now)) Emit(counts);
 }
 
 bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }

@@ -87,6 +87,9 @@ class ProgressDisplay {
 
  private:
   void Emit(const ProgressCounts& counts);
+  // Lines and JSON: false for a report that says nothing new (the same counts as the last
+  // one printed, less than a minute ago), so a stalled copy does not repeat itself.
+  bool News(const ProgressCounts& counts, absl::Time now);
   const ProgressStyle style_;
   const std::string verb_;
   std::ostream& out_;
@@ -94,6 +97,8 @@ class ProgressDisplay {
   const int width_;
   RateMeter rate_;
   absl::Time last_emit_ = absl::InfinitePast();
+  std::optional<ProgressCounts> last_printed_;
+  absl::Time last_printed_at_ = absl::InfinitePast();
   bool bar_drawn_ = false;
 };
 

@@ -93,6 +93,29 @@ TEST(ProgressDisplayTest, LinesComeAtTheIntervalAndQuietPrintsNothing) {
   EXPECT_TRUE(absl::StrContains(out.str(), "progress: 2/4 chunks copied")) << out.str();
   EXPECT_TRUE(absl::StrContains(out.str(), "progress: 4/4 chunks copied")) << out.str();
 
+  // Nothing new, nothing printed: not at the next interval, not at the end; a minute of
+  // silence gets one line, so a stalled copy still shows it is alive.
+  std::ostringstream stalled;
+  ProgressDisplay same(ProgressStyle::kLines, "copied", stalled, absl::Seconds(10));
+  same.Update(Counts(1, 4), kStart);
+  same.Update(Counts(1, 4), kStart + absl::Seconds(10));
+  same.Update(Counts(1, 4), kStart + absl::Seconds(20));
+  same.Update(Counts(2, 4), kStart + absl::Seconds(30));
+  same.Finish(Counts(2, 4), kStart + absl::Seconds(31));
+  same.Update(Counts(2, 4), kStart + absl::Seconds(95));
+  const std::string repeated = stalled.str();
+  EXPECT_EQ(std::count(repeated.begin(), repeated.end(), '\n'), 3) << repeated;
+  const auto occurrences = [&](const std::string& text) {
+    int n = 0;
+    for (size_t at = repeated.find(text); at != std::string::npos;
+         at = repeated.find(text, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(occurrences("progress: 1/4 chunks"), 1) << repeated;
+  EXPECT_EQ(occurrences("progress: 2/4 chunks"), 2) << repeated;
+
   std::ostringstream none;
   ProgressDisplay quiet(ProgressStyle::kQuiet, "copied", none, absl::Seconds(1));
   quiet.Update(Counts(1, 4), kStart);
