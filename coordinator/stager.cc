@@ -6,6 +6,7 @@
 #include <climits>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,7 @@ struct StagedTask {
   // kept when the task is re-opened.
   bool copied = false;
   std::string copied_from, copied_until;
+  int64_t range_start = 0, range_end = 0;  // the chunk's time range, internal units
 };
 
 enum class Action { kInsert, kWiden, kKeep };
@@ -144,6 +146,24 @@ void Reconcile(const std::map<std::pair<std::string, std::string>, StagedTask>& 
     }
     p.action = new_low < old_low || new_high > old_high ? Action::kWiden : Action::kKeep;
   }
+  // A staged chunk the new window leaves out entirely narrows the staged range as much (a
+  // chunk missing from the plan for another reason, dropped in the source, is not one).
+  std::set<std::pair<std::string, std::string>> planned;
+  for (const PlannedChunk& p : plan->chunks) planned.insert({p.chunk.schema, p.chunk.name});
+  for (const auto& [name, task] : staged) {
+    if (planned.count(name) > 0) continue;
+    const std::string chunk =
+        absl::StrCat(Name(plan->hypertable), ": chunk ", DisplayName(name.first, name.second));
+    if (task.range_start >= plan->until.internal) {
+      problems->push_back(
+          absl::StrCat(chunk, " is already staged; --until '", plan->until.literal,
+                       "' would leave it out (run clean to start over with a narrower range)"));
+    } else if (plan->from.has_value() && task.range_end <= plan->from->internal) {
+      problems->push_back(
+          absl::StrCat(chunk, " is already staged; --from '", plan->from->literal,
+                       "' would leave it out (run clean to start over with a narrower range)"));
+    }
+  }
 }
 
 absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> ReadStaged(
@@ -154,9 +174,9 @@ absl::StatusOr<std::map<std::pair<std::string, std::string>, StagedTask>> ReadSt
   if (!rows.ok()) return rows.status();
   for (int i = 0; i < rows->rows(); ++i) {
     staged[{rows->Get(i, 0), rows->Get(i, 1)}] = StagedTask{
-        rows->GetInt(i, 2),  rows->GetBool(i, 3), rows->GetInt(i, 4), rows->Get(i, 5),
-        rows->GetBool(i, 6), rows->GetInt(i, 7),  rows->Get(i, 8),    rows->GetBool(i, 9),
-        rows->Get(i, 10),    rows->Get(i, 11)};
+        rows->GetInt(i, 2),  rows->GetBool(i, 3), rows->GetInt(i, 4),  rows->Get(i, 5),
+        rows->GetBool(i, 6), rows->GetInt(i, 7),  rows->Get(i, 8),     rows->GetBool(i, 9),
+        rows->Get(i, 10),    rows->Get(i, 11),    rows->GetInt(i, 12), rows->GetInt(i, 13)};
   }
   return staged;
 }

@@ -701,8 +701,7 @@ TEST_F(CarriedCaggTest, RefreshKeepsTheCopiedRangeAndBothSidesConvergeTheSameWay
 }
 
 TEST_F(CarriedCaggTest, ACopyThatReachedTheSourceWatermarkRecomputesOnlyItsLastBuckets) {
-  CreateHierarchy();
-  ChangeSourceAfterItsRefresh();
+  CreateHierarchy();  // nothing pending in the source this time
   ASSERT_EQ(Stage("2030-01-01T00:00:00Z").exit_code, 0);
   ASSERT_EQ(Copy().exit_code, 0);
   const std::string hourly = Materialization(false, "hourly_agg");
@@ -832,6 +831,30 @@ TEST_F(StageTest, AStagedRangeIsNeverNarrowed) {
                          "'2024-01-02 03:00:00+00' would narrow it (run clean to start "
                          "over with a narrower range)\n"));
   EXPECT_EQ(TargetValue("SELECT string_agg(until_literal, ',') FROM __backfill.task"), before);
+
+  // A window that leaves a staged chunk out altogether narrows as much, on either side.
+  const std::string day3 = SourceValue(
+      "SELECT chunk_name FROM timescaledb_information.chunks WHERE hypertable_name = 'metrics' "
+      "AND range_start = '2024-01-03 00:00+00'");
+  ASSERT_EQ(Stage("2024-01-03T12:00:00").exit_code, 0);
+  ProcessResult earlier = Stage("2024-01-02T12:00:00");
+  EXPECT_EQ(earlier.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(
+      earlier.err, absl::StrCat("chunk _timescaledb_internal.", day3,
+                                " is already staged; --until '2024-01-02 12:00:00+00' would "
+                                "leave it out (run clean to start over with a narrower range)")))
+      << earlier.err;
+  const std::string day1 = SourceValue(
+      "SELECT chunk_name FROM timescaledb_information.chunks WHERE hypertable_name = 'metrics' "
+      "AND range_start = '2024-01-01 00:00+00'");
+  ProcessResult later = Stage("2024-01-03T12:00:00", {"--from", "2024-01-02"});
+  EXPECT_EQ(later.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(
+      later.err, absl::StrCat("chunk _timescaledb_internal.", day1,
+                              " is already staged; --from '2024-01-02 00:00:00+00' would "
+                              "leave it out")))
+      << later.err;
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task"), "3");
 }
 
 // --- errors -------------------------------------------------------------------------------
