@@ -507,6 +507,15 @@ class RefreshCaggsTest : public StageCaggTest {
     args.insert(args.end(), extra.begin(), extra.end());
     return Ctl(args);
   }
+  // Every view returns the same rows on both sides, and some rows.
+  void ExpectViewsEqual() {
+    for (const char* view : {"hourly_agg", "daily_agg", "monthly_agg"}) {
+      SCOPED_TRACE(view);
+      const std::string q = absl::StrCat("SELECT * FROM public.", view);
+      EXPECT_EQ(TargetDigest(q), SourceDigest(q));
+      EXPECT_NE(TargetDigest(q).substr(0, 2), "0|");
+    }
+  }
   // The aggregates a refresh-caggs run reported, refreshed or up to date, in its order.
   static std::vector<std::string> ReportedCaggs(const std::string& out) {
     std::vector<std::string> names;
@@ -535,12 +544,7 @@ TEST_F(RefreshCaggsTest, AfterStageCopyAndRefreshTheTargetAggregatesEqualTheSour
       "refreshed continuous aggregate public.monthly_agg over [start, 2024-03-01 00:00:00+00)\n"
       "Refreshed 3 of 3 continuous aggregates."))
       << r.out;
-  for (const char* view : {"hourly_agg", "daily_agg", "monthly_agg"}) {
-    SCOPED_TRACE(view);
-    const std::string q = absl::StrCat("SELECT * FROM public.", view);
-    EXPECT_EQ(TargetDigest(q), SourceDigest(q));
-    EXPECT_NE(TargetDigest(q).substr(0, 2), "0|");
-  }
+  ExpectViewsEqual();
   // Again: nothing left to do, and that is not an error.
   ProcessResult again = Refresh();
   EXPECT_EQ(again.exit_code, 0) << again.err;
@@ -589,15 +593,6 @@ TEST_F(RefreshCaggsTest, EveryFilterAndCascadeCombinationRefreshesExactlyItsSet)
 class CarriedCaggTest : public RefreshCaggsTest {
  protected:
   static constexpr char kUntil[] = "2024-02-01T00:00:00Z";
-  // The materialization relation of `view` on one side.
-  std::string Materialization(bool source, const std::string& view) {
-    const std::string q = absl::StrCat(
-        "SELECT format('%I.%I', materialization_hypertable_schema, "
-        "materialization_hypertable_name) FROM timescaledb_information.continuous_aggregates "
-        "WHERE view_name = '",
-        view, "'");
-    return source ? SourceValue(q) : TargetValue(q);
-  }
   // Whether the target's log says hourly_agg must recompute the bucket holding `time`.
   std::string TargetMarksInvalid(const std::string& time) {
     return TargetValue(absl::StrCat(
@@ -632,13 +627,23 @@ class CarriedCaggTest : public RefreshCaggsTest {
         "'2024-01-01 00:00+00', '2024-02-10 23:50+00', interval '10 minutes') WITH ORDINALITY "
         "AS g(t, i) WHERE t >= '2024-02-01 00:00+00'");
   }
-  void ExpectViewsEqual() {
-    for (const char* view : {"hourly_agg", "daily_agg", "monthly_agg"}) {
-      SCOPED_TRACE(view);
-      const std::string q = absl::StrCat("SELECT * FROM public.", view);
-      EXPECT_EQ(TargetDigest(q), SourceDigest(q));
-      EXPECT_NE(TargetDigest(q).substr(0, 2), "0|");
-    }
+  // The target's hourly_agg materialization rows below `bucket`, by place and transaction:
+  // a recompute rewrites them.
+  std::string HourlyRowsBelow(const std::string& bucket) {
+    const std::string relation = TargetValue(
+        "SELECT format('%I.%I', materialization_hypertable_schema, "
+        "materialization_hypertable_name) FROM timescaledb_information.continuous_aggregates "
+        "WHERE view_name = 'hourly_agg'");
+    return TargetDigest(
+        absl::StrCat("SELECT ctid, xmin FROM ", relation, " WHERE bucket < '", bucket, "'"));
+  }
+  void ExpectWatermarksEqual() {
+    const std::string watermarks =
+        "SELECT string_agg(ca.user_view_name || '=' || w.watermark, ',' ORDER BY "
+        "ca.user_view_name) FROM _timescaledb_catalog.continuous_agg ca JOIN "
+        "_timescaledb_catalog.continuous_aggs_watermark w ON w.mat_hypertable_id = "
+        "ca.mat_hypertable_id";
+    EXPECT_EQ(TargetValue(watermarks), SourceValue(watermarks));
   }
 };
 
@@ -660,11 +665,7 @@ TEST_F(CarriedCaggTest, RefreshKeepsTheCopiedRangeAndBothSidesConvergeTheSameWay
               << std::endl;
     EXPECT_EQ(TargetMarksInvalid("2024-01-15 12:00+00"), "t");
   }
-  // The copied materialization rows, by place and transaction: a recompute rewrites them.
-  const std::string hourly = Materialization(false, "hourly_agg");
-  const std::string rows_below =
-      absl::StrCat("SELECT ctid, xmin FROM ", hourly, " WHERE bucket < '2024-02-01 00:00+00'");
-  const std::string before = TargetDigest(rows_below);
+  const std::string before = HourlyRowsBelow("2024-02-01 00:00+00");
 
   ProcessResult r = Refresh();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -674,16 +675,11 @@ TEST_F(CarriedCaggTest, RefreshKeepsTheCopiedRangeAndBothSidesConvergeTheSameWay
       "2024-02-11 00:00:00+00); the copied materialization before 2024-02-01 00:00:00+00 is "
       "kept\n"))
       << r.out;
-  EXPECT_EQ(TargetDigest(rows_below), before);
+  EXPECT_EQ(HourlyRowsBelow("2024-02-01 00:00+00"), before);
   EXPECT_NE(before.substr(0, 2), "0|");
   // Equal now, the pending changes still pending on both sides ...
   ExpectViewsEqual();
-  const std::string watermarks =
-      "SELECT string_agg(ca.user_view_name || '=' || w.watermark, ',' ORDER BY ca.user_view_name) "
-      "FROM _timescaledb_catalog.continuous_agg ca JOIN "
-      "_timescaledb_catalog.continuous_aggs_watermark w ON w.mat_hypertable_id = "
-      "ca.mat_hypertable_id";
-  EXPECT_EQ(TargetValue(watermarks), SourceValue(watermarks));
+  ExpectWatermarksEqual();
   const std::string changed =
       "SELECT total FROM public.hourly_agg WHERE bucket = '2024-01-20 07:00+00' AND device = 1";
   const std::string stale = SourceValue(changed);
@@ -704,10 +700,7 @@ TEST_F(CarriedCaggTest, ACopyThatReachedTheSourceWatermarkRecomputesOnlyItsLastB
   CreateHierarchy();  // nothing pending in the source this time
   ASSERT_EQ(Stage("2030-01-01T00:00:00Z").exit_code, 0);
   ASSERT_EQ(Copy().exit_code, 0);
-  const std::string hourly = Materialization(false, "hourly_agg");
-  const std::string rows_below =
-      absl::StrCat("SELECT ctid, xmin FROM ", hourly, " WHERE bucket < '2024-02-10 22:00+00'");
-  const std::string before = TargetDigest(rows_below);
+  const std::string before = HourlyRowsBelow("2024-02-10 22:00+00");
   ProcessResult r = Refresh();
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.out,
@@ -715,14 +708,9 @@ TEST_F(CarriedCaggTest, ACopyThatReachedTheSourceWatermarkRecomputesOnlyItsLastB
                                 "[2024-02-10 22:00:00+00, 2024-02-11 00:00:00+00); the copied "
                                 "materialization before "))
       << r.out;
-  EXPECT_EQ(TargetDigest(rows_below), before);
+  EXPECT_EQ(HourlyRowsBelow("2024-02-10 22:00+00"), before);
   ExpectViewsEqual();
-  const std::string watermarks =
-      "SELECT string_agg(ca.user_view_name || '=' || w.watermark, ',' ORDER BY ca.user_view_name) "
-      "FROM _timescaledb_catalog.continuous_agg ca JOIN "
-      "_timescaledb_catalog.continuous_aggs_watermark w ON w.mat_hypertable_id = "
-      "ca.mat_hypertable_id";
-  EXPECT_EQ(TargetValue(watermarks), SourceValue(watermarks));
+  ExpectWatermarksEqual();
   // Again: the target's watermark is the source's, nothing is left to do.
   ProcessResult again = Refresh();
   EXPECT_TRUE(absl::StrContains(again.out, "Refreshed 0 of 3 continuous aggregates.")) << again.out;
