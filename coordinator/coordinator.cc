@@ -421,6 +421,8 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   {
     absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
     if (!conn.ok()) return conn.status();
+    // A task table staged by an older release gains what this one keeps (counts, indexes).
+    if (absl::Status s = (*conn)->ExecScript(sql::kCreateSchema); !s.ok()) return s;
     absl::StatusOr<pg::Result> reset = (*conn)->Exec(sql::kResetFailed);
     if (!reset.ok()) return reset.status();
     if (absl::Status s = (*conn)->ExecScript(sql::kCreateThrottle); !s.ok()) return s;

@@ -35,6 +35,7 @@ class FaultTest : public BackfillTest {
   void TearDown() override {
     workers_.clear();
     coordinator_.reset();
+    BackfillTest::TearDown();
   }
 
   // public.f: `chunks` daily chunks of one row per device per `step`.

@@ -51,6 +51,31 @@ void BackfillTest::TearDownTestSuite() {
   owned_target.reset();
 }
 
+void BackfillTest::TearDown() {
+  if (IsSkipped() || target_ == nullptr || db_.empty()) return;
+  absl::StatusOr<std::string> kept = target_->QueryValue(db_, R"(
+      SELECT CASE WHEN to_regclass('__backfill.task_count') IS NULL THEN 'none' ELSE (
+        SELECT coalesce(string_agg(format('%s.%s:%s', hypertable_schema, hypertable_name, c),
+                                   ' ' ORDER BY hypertable_schema, hypertable_name), '')
+        FROM (SELECT hypertable_schema, hypertable_name,
+                     concat_ws('/', sum(total), sum(done), sum(rows_copied), sum(bytes_copied),
+                               sum(verified), sum(mismatches)) AS c
+              FROM __backfill.task_count WHERE total <> 0 OR done <> 0 OR rows_copied <> 0
+                OR bytes_copied <> 0 OR verified <> 0 OR mismatches <> 0
+              GROUP BY 1, 2) k) END)");
+  if (!kept.ok() || *kept == "none") return;  // a dropped database, or no task table
+  absl::StatusOr<std::string> counted = target_->QueryValue(db_, R"(
+      SELECT coalesce(string_agg(format('%s.%s:%s', hypertable_schema, hypertable_name, c),
+                                 ' ' ORDER BY hypertable_schema, hypertable_name), '')
+      FROM (SELECT hypertable_schema, hypertable_name,
+                   concat_ws('/', count(*), count(worked), coalesce(sum(rows_copied), 0),
+                             coalesce(sum(bytes_copied), 0), count(verified),
+                             count(*) FILTER (WHERE verify_matches = false)) AS c
+            FROM __backfill.task GROUP BY 1, 2) t)");
+  ASSERT_TRUE(counted.ok()) << counted.status();
+  EXPECT_EQ(*kept, *counted) << "__backfill.task_count drifted from __backfill.task";
+}
+
 void BackfillTest::SetUp() {
   ASSERT_NE(source_, nullptr);
   BACKFILL_REQUIRE_TIMESCALEDB(source_);

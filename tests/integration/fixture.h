@@ -40,6 +40,9 @@ class BackfillTest : public ::testing::Test {
   // Creates a fresh database pair (with TimescaleDB) named after the test; skips the test
   // with one loud line when the server has no TimescaleDB.
   void SetUp() override;
+  // Checks, after every test, that the counts the target keeps as tasks change
+  // (__backfill.task_count) equal a count of the task table itself.
+  void TearDown() override;
 
   // Runs timescaledb-backfill (or `program`) with `args`.
   ProcessResult Ctl(const std::vector<std::string>& args,
