@@ -86,7 +86,7 @@ class Coordinator {
     v1::Databases databases;
     int followers = 0;  // Copy calls serving this job
     std::vector<v1::TaskEvent> events;
-    int64_t done_events = 0;    // events of tasks finished (copied or skipped)
+    int64_t done_events = 0;   // events of tasks finished (copied or skipped)
     int64_t done_at_open = 0;  // tasks done before the job could lease
     std::map<int64_t, std::pair<std::string, std::string>> task_names;  // chunk, hypertable
   };

@@ -89,6 +89,7 @@ class Embedded {
       return;
     }
     std::vector<std::string> ids;
+    ids.reserve(held->rows());
     for (int i = 0; i < held->rows(); ++i) ids.push_back(held->Get(i, 0));
     absl::StatusOr<pg::Result> done =
         (*target)->Exec(sql::kChunksDone, {absl::StrCat("{", absl::StrJoin(ids, ","), "}")});

@@ -284,6 +284,9 @@ class Copier {
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
     const int64_t cut_from = spec_.range_start > kMax - margin ? kMax : spec_.range_start + margin;
     const int64_t add_until = spec_.range_end > kMax - margin ? kMax : spec_.range_end + margin;
+    absl::StatusOr<pg::Result> locked =
+        target_.Exec(sql::kLockCarry, {spec_.target_chunk_schema, spec_.target_chunk_name});
+    if (!locked.ok()) return locked.status();
     absl::StatusOr<pg::Result> carried =
         target_.Exec(sql::kCarryInvalidations,
                      {spec_.target_chunk_schema, spec_.target_chunk_name, absl::StrCat(cut_from),

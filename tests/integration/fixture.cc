@@ -6,7 +6,10 @@
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace backfill::testing {
 namespace {
@@ -49,6 +52,19 @@ void BackfillTest::TearDownTestSuite() {
   target_ = nullptr;
   owned_source.reset();
   owned_target.reset();
+}
+
+std::vector<std::string> StagedNames(const std::string& out) {
+  std::vector<std::string> names;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (!absl::StartsWith(line, "staged ")) continue;
+    size_t of = line.find(" chunks of ");
+    if (of == absl::string_view::npos) continue;
+    absl::string_view rest = line.substr(of + 11);
+    absl::ConsumePrefix(&rest, "continuous aggregate ");
+    names.emplace_back(rest.substr(0, rest.find_first_of(" ;")));
+  }
+  return names;
 }
 
 void BackfillTest::TearDown() {

@@ -33,6 +33,9 @@ std::string ChunkStatesQuery(const std::string& hypertable, const std::string& b
 // Path of one of our binaries in the build tree.
 std::string BinPath(const std::string& name);
 
+// The objects a stage run reported, in its order: "public.raw_data", "public.daily_agg".
+std::vector<std::string> StagedNames(const std::string& out);
+
 class BackfillTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite();
