@@ -100,11 +100,12 @@ bool Worker::Abort(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
   aborting_ = true;
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return task_target_ == nullptr; };
+  // Over when Run() has returned: a lease granted as the abort began is given back first.
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !running_; };
   // A cancel lands only on a statement that is running: repeat it until the task gives up.
   while (!idle()) {
     if (absl::Now() >= deadline) return false;
-    task_target_->Cancel();
+    if (task_target_ != nullptr) task_target_->Cancel();
     if (task_source_ != nullptr) task_source_->Cancel();
     mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Milliseconds(20));
   }
@@ -119,6 +120,16 @@ bool Worker::SleepUnlessStopped(absl::Duration d) {
 }
 
 void Worker::Run() {
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = true;
+  }
+  RunLoop();
+  absl::MutexLock lock(&mu_);
+  running_ = false;
+}
+
+void Worker::RunLoop() {
   while (worker_id_.empty()) {
     v1::RegisterWorkerRequest request;
     request.set_worker_name(options_.name);
@@ -154,6 +165,21 @@ void Worker::Run() {
         return;
       }
       continue;
+    }
+    bool aborting;
+    {
+      absl::MutexLock lock(&mu_);
+      aborting = aborting_;
+    }
+    if (aborting) {
+      // Granted as the abort began: given back at once, never started.
+      v1::ReportTaskRequest report;
+      report.set_worker_id(worker_id_);
+      report.set_task_id(lease->task().task_id());
+      report.set_lease_epoch(lease->task().lease_epoch());
+      report.set_outcome(v1::ReportTaskRequest::ABORTED);
+      (void)client_->ReportTask(report);
+      return;
     }
     RunTask(*lease);
   }

@@ -50,6 +50,7 @@ class Worker {
   bool Abort(absl::Duration timeout);
 
  private:
+  void RunLoop();
   // Sleeps up to `d`; false when Stop() was called meanwhile.
   bool SleepUnlessStopped(absl::Duration d);
   void RunTask(const v1::LeaseTaskResponse& lease);
@@ -82,6 +83,7 @@ class Worker {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool aborting_ ABSL_GUARDED_BY(mu_) = false;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;  // inside Run()
   // The connections of the task in progress, for Abort(); null between tasks.
   pg::Connection* task_source_ ABSL_GUARDED_BY(mu_) = nullptr;
   pg::Connection* task_target_ ABSL_GUARDED_BY(mu_) = nullptr;
