@@ -37,6 +37,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "bench/bench_util.h"
+#include "bench/scale.h"
 #include "ctl/control_client.h"
 #include "proto/credentials.h"
 #include "tests/harness/pg_cluster.h"
@@ -59,56 +61,13 @@ struct Options {
   int idle_workers = 16;
   double memory_gb = 1.0;
   std::string json_path = "bench-results.json";
-  std::string only;  // comma-separated figures to run; empty: all
+  std::string only;  // comma-separated figures to run; empty: all but scale
+  ScaleOptions scale;
   bool Wants(const std::string& figure) const {
     return only.empty() ||
            absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", figure, ","));
   }
 };
-
-// Unwinds to main(), so that the clusters are stopped and removed on the way out.
-struct BenchFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void Die(const std::string& message) { throw BenchFailure(message); }
-
-std::string Bin(const std::string& name) { return absl::StrCat(BACKFILL_BIN_DIR, "/", name); }
-
-void Exec(PgCluster& cluster, const std::string& db, const std::string& sql) {
-  absl::Status s = cluster.Exec(db, sql);
-  if (!s.ok()) Die(absl::StrCat(s.message(), "\nsql: ", sql));
-}
-
-std::string Value(PgCluster& cluster, const std::string& db, const std::string& sql) {
-  absl::StatusOr<std::string> v = cluster.QueryValue(db, sql);
-  if (!v.ok()) Die(absl::StrCat(v.status().message(), "\nsql: ", sql));
-  return *v;
-}
-
-int64_t IntValue(PgCluster& cluster, const std::string& db, const std::string& sql) {
-  int64_t n = 0;
-  if (!absl::SimpleAtoi(Value(cluster, db, sql), &n)) Die("not an integer: " + sql);
-  return n;
-}
-
-// Runs `argv` and dies unless it exits 0.
-ProcessResult RunOrDie(const std::vector<std::string>& argv, int timeout_seconds = 3600) {
-  ProcessResult r = RunProcess(argv, {}, timeout_seconds);
-  if (r.exit_code != 0) {
-    Die(absl::StrCat("`", absl::StrJoin(argv, " "), "` exited with ", r.exit_code, "\n", r.out,
-                     r.err));
-  }
-  return r;
-}
-
-double Seconds(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 // Runs `jobs` on `parallelism` threads, each job taken from a shared queue.
 void RunParallel(int parallelism, const std::vector<std::function<void()>>& jobs) {
@@ -141,14 +100,6 @@ void PsqlPipe(const std::string& source_dsn, const std::string& copy_out,
                          PsqlCommand(target_dsn, copy_in))});
 }
 
-struct Figures {
-  std::vector<std::string> json;  // "key": value entries
-  std::vector<std::string> ratios;
-  void Add(const std::string& key, double value) {
-    json.push_back(absl::StrFormat("\"%s\": %.6g", key, value));
-  }
-};
-
 class Bench {
  public:
   explicit Bench(Options options) : options_(std::move(options)) {}
@@ -159,6 +110,10 @@ class Bench {
     if (options_.Wants("compressed")) CompressedCopy();
     if (options_.Wants("stage")) StageAndLease();
     if (options_.Wants("memory") && options_.memory_gb > 0) WorkerMemory();
+    // Long (a million tasks): only when asked for.
+    if (absl::StrContains(absl::StrCat(",", options_.only, ","), ",scale,")) {
+      ScaleFigures(*source_, *target_, options_.scale, &figures_);
+    }
     std::cout << "ratios: " << absl::StrJoin(figures_.ratios, ", ") << std::endl;
     std::ofstream json(options_.json_path);
     json << "{\n  " << absl::StrJoin(figures_.json, ",\n  ") << "\n}\n";
@@ -569,7 +524,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--json", options.json_path, "where to write the results")->capture_default_str();
   app.add_option("--only", options.only,
-                 "run only these figures, comma-separated: plain, compressed, stage, memory");
+                 "run only these figures, comma-separated: plain, compressed, stage, memory, "
+                 "scale (scale runs only when named)");
+  app.add_option("--scale-tasks", options.scale.tasks, "task counts of the scale figures")
+      ->capture_default_str();
+  app.add_option("--scale-workers", options.scale.workers, "workers in the scale figures")
+      ->capture_default_str();
+  app.add_option("--scale-phase-seconds", options.scale.phase_seconds,
+                 "how long each scale phase measures")
+      ->capture_default_str();
+  app.add_option("--scale-stage-small", options.scale.stage_small,
+                 "real chunks staged for the small staging figure (0 skips staging)")
+      ->capture_default_str();
+  app.add_option("--scale-stage-large", options.scale.stage_large,
+                 "real chunks staged for the large staging figure")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     backfill::bench::Bench(options).Run();

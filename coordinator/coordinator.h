@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +18,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backfill.pb.h"
-#include "common/connection_pool.h"
+#include "common/clock.h"
+#include "common/pg.h"
+#include "coordinator/job.h"
 #include "coordinator/metrics.h"
+#include "coordinator/preflight.h"
+#include "coordinator/task_store.h"
 
 namespace prometheus {
 class Registry;
@@ -47,9 +50,19 @@ struct CoordinatorOptions {
   std::string application_name = "backfill-coordinator";
 };
 
+// Opens the task store of a job's target after the checks a job needs (PostgreSQL: both
+// databases reachable with the same TimescaleDB, room for the planned workers, no scheduled
+// jobs in the way). NotFound when the target has no __backfill schema.
+using StoreOpener = std::function<absl::StatusOr<std::shared_ptr<TaskStore>>(
+    const v1::Databases& databases, const JobChecks& checks)>;
+
 class Coordinator {
  public:
-  explicit Coordinator(CoordinatorOptions options);
+  // `clock` (not owned; the real clock when null) measures leases, back-off and the
+  // connected-workers window. `open_store` opens a job's TaskStore; null: the target's
+  // __backfill schema (PostgreSQL).
+  explicit Coordinator(CoordinatorOptions options, const Clock* clock = nullptr,
+                       StoreOpener open_store = nullptr);
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& request);
@@ -80,66 +93,44 @@ class Coordinator {
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
  private:
-  struct Job {
-    v1::LeaseTaskResponse::Work work = v1::LeaseTaskResponse::COPY;
-    bool row_hash = false;
-    v1::Databases databases;
-    int followers = 0;  // Copy calls serving this job
-    std::vector<v1::TaskEvent> events;
-    int64_t done_events = 0;   // events of tasks finished (copied or skipped)
-    int64_t done_at_open = 0;  // tasks done before the job could lease
-    std::map<int64_t, std::pair<std::string, std::string>> task_names;  // chunk, hypertable
-  };
-
   absl::StatusOr<std::unique_ptr<pg::Connection>> Open(const std::string& conninfo,
                                                        const std::string& role) const;
-  // The pool for the target of the job in progress, or of the last one.
-  std::shared_ptr<ConnectionPool> target_pool() const;
+  // The job's store after its checks, with `no_schema_message` when there is no schema.
+  absl::StatusOr<std::shared_ptr<TaskStore>> OpenStore(const v1::Databases& databases,
+                                                       absl::string_view no_schema_message,
+                                                       const JobChecks& checks);
   // Releases leases whose holder's target session is gone, and ends the target sessions of
-  // expired leases; run from the progress loops. Problems are logged, not returned.
-  void SweepLeases(pg::Connection& conn);
-  absl::StatusOr<v1::CopyProgress> ReadProgress(ConnectionPool& pool);
-  // What copy and verify check before opening a job: the source is reachable with a
-  // supported TimescaleDB, and the target has __backfill (else `no_schema_message`). Returns
-  // a pool for the target.
-  struct Preflight {
-    bool active_jobs = false;  // refuse while jobs are scheduled on the staged hypertables
-    int planned_workers = 0;   // check max_connections room for them; 0: unknown
-  };
-  absl::StatusOr<std::shared_ptr<ConnectionPool>> PrepareJob(const v1::Databases& databases,
-                                                             absl::string_view no_schema_message,
-                                                             const Preflight& checks);
-  // Opens the job `proto` describes, or joins it when the same one runs; refuses while
-  // another runs. Sets `*pool` to the job's target pool.
-  absl::StatusOr<std::shared_ptr<Job>> JoinJob(const Job& proto,
-                                               std::shared_ptr<ConnectionPool>* pool);
-  void LeaveJob(const std::shared_ptr<Job>& job);
-  // Waits up to `timeout` for a task event after the first `seen` of `job`.
-  void AwaitEvents(const Job& job, size_t seen, absl::Duration timeout);
+  // expired leases; run from the progress loop. Problems are logged, not returned.
+  void SweepLeases(TaskStore& store);
+  // The job's counts (after a sweep and a throttle read), into the gauges.
+  absl::StatusOr<TaskCounts> ReadCounts(TaskStore& store, Work work);
+  // The progress loop of copy and verify: reads the counts every progress_interval (or at once
+  // when a worker reports), sends them with the events through `emit` until every task is
+  // done or failed, and returns the last message (not sent). The job stays joined.
+  absl::StatusOr<v1::CopyProgress> Follow(const std::shared_ptr<const Job>& job,
+                                          std::vector<std::string> reopened,
+                                          const std::function<bool(const v1::CopyProgress&)>& emit);
 
   // Records that `worker_id` called, for the connected-workers gauge.
   void SawWorker(const std::string& worker_id);
   // One worker's share of the throttled rate: the rate split over the connected workers
   // (busy or not, so the sum never exceeds it); 0 when not throttled.
   int64_t RateShare();
-  // Reads __backfill.throttle into the members above; logs a change.
-  void ReadThrottle(pg::Connection& conn);
+  // Reads the throttle into the members below; logs a change.
+  void ReadThrottle(TaskStore& store);
 
   const CoordinatorOptions options_;
+  const Clock& clock_;
+  const StoreOpener open_store_;
   const std::shared_ptr<prometheus::Registry> registry_;
   CoordinatorMetrics metrics_;
   WorkerTracker workers_;
   std::atomic<int64_t> workers_registered_{0};
-  mutable absl::Mutex mu_;
-  std::shared_ptr<Job> job_ ABSL_GUARDED_BY(mu_);
-  // __backfill.throttle as last read by a progress loop.
+  JobRegistry jobs_;
+  absl::Mutex mu_;
+  // The throttle as last read by a progress loop.
   int64_t max_bytes_per_second_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t max_chunks_per_hypertable_ ABSL_GUARDED_BY(mu_) = 0;
-  // Held around the grant while a per-hypertable cap applies, so that two grants cannot both
-  // see room for one more.
-  absl::Mutex capped_lease_mu_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<ConnectionPool> target_pool_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace backfill

@@ -19,9 +19,12 @@
 int main(int argc, char** argv) {
   CLI::App app{"backfill-coordinator: leases chunk copies to backfill-worker processes"};
   std::string listen = "127.0.0.1:7433";
-  int64_t lease_timeout_ms = 30000;
-  int64_t heartbeat_ms = 5000;
-  int max_attempts = 10;
+  // The defaults are CoordinatorOptions', which an embedded coordinator (backfillctl without
+  // --coordinator) uses too.
+  const backfill::CoordinatorOptions defaults;
+  int64_t lease_timeout_ms = absl::ToInt64Milliseconds(defaults.lease_timeout);
+  int64_t heartbeat_ms = absl::ToInt64Milliseconds(defaults.heartbeat_interval);
+  int max_attempts = defaults.max_attempts;
   int verbosity = 0;
   app.add_option("--listen", listen, "address to serve on, HOST:PORT (loopback by default)")
       ->capture_default_str();

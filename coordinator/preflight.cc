@@ -5,7 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backfill_coordinator_sql.h"
+#include "common/catalog.h"
+#include "common/connection_pool.h"
 #include "common/json.h"
+#include "coordinator/pg_task_store.h"
 
 namespace backfill {
 namespace {
@@ -90,6 +93,56 @@ absl::Status CheckConnectionRoom(pg::Connection& conn, int needed, const std::st
                    " more connections under max_connections, but ", why, " needs ", needed));
   findings->Hint("lower --parallelism, or raise max_connections");
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& databases,
+                                                           const JobChecks& checks,
+                                                           const std::string& application_name) {
+  // Fail early, with one clear message, on what every worker would otherwise trip over.
+  Findings findings;
+  const std::string parallelism = absl::StrCat("--parallelism ", checks.planned_workers);
+  {
+    absl::StatusOr<std::unique_ptr<pg::Connection>> source =
+        pg::Connection::Open(databases.source(), application_name, "source");
+    if (!source.ok()) return source.status();
+    absl::StatusOr<std::unique_ptr<pg::Connection>> target =
+        pg::Connection::Open(databases.target(), application_name, "target");
+    if (!target.ok()) return target.status();
+    // Before any lease: batches written by one TimescaleDB version must not land in another's.
+    if (absl::Status s = CheckVersions(**source, **target); !s.ok()) return s;
+    if (checks.planned_workers > 0) {
+      if (absl::Status s =
+              CheckConnectionRoom(**source, checks.planned_workers, parallelism, &findings);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  auto pool = std::make_shared<ConnectionPool>(databases.target(), application_name, "target");
+  absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);
+  if (!exists.ok()) return exists.status();
+  if (!exists->GetBool(0, 0)) return absl::NotFoundError("the target has no __backfill schema");
+  if (checks.planned_workers > 0) {
+    // Each worker holds one target connection; the coordinator a few more.
+    if (absl::Status s = CheckConnectionRoom(
+            **conn, checks.planned_workers + 2,
+            absl::StrCat(parallelism, " (plus the coordinator's 2)"), &findings);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (checks.active_jobs) {
+    absl::StatusOr<pg::Result> tables = (*conn)->Exec(sql::kStagedTargetHypertables);
+    if (!tables.ok()) return tables.status();
+    std::vector<std::string> names;
+    names.reserve(static_cast<size_t>(tables->rows()));
+    for (int i = 0; i < tables->rows(); ++i) names.push_back(tables->Get(i, 0));
+    if (absl::Status s = CheckActiveJobs(**conn, names, &findings); !s.ok()) return s;
+  }
+  if (absl::Status s = findings.ToStatus("cannot start"); !s.ok()) return s;
+  return std::shared_ptr<TaskStore>(std::make_shared<PgTaskStore>(std::move(pool)));
 }
 
 }  // namespace backfill

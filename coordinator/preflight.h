@@ -3,11 +3,15 @@
 // with them; callers report all findings at once.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backfill.pb.h"
 #include "common/pg.h"
+#include "coordinator/task_store.h"
 
 namespace backfill {
 
@@ -36,5 +40,18 @@ absl::Status CheckPrivileges(pg::Connection& source, const std::vector<std::stri
 // Whether `conn` accepts `needed` more connections under max_connections.
 absl::Status CheckConnectionRoom(pg::Connection& conn, int needed, const std::string& why,
                                  Findings* findings);
+
+// What copy and verify check before they open a job.
+struct JobChecks {
+  bool active_jobs = false;  // refuse while jobs are scheduled on the staged hypertables
+  int planned_workers = 0;   // check max_connections room for them; 0: unknown
+};
+
+// The target's task store, once the source is reachable with the target's TimescaleDB
+// version and `checks` pass (every finding at once). NotFound when the target has no
+// __backfill schema.
+absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& databases,
+                                                           const JobChecks& checks,
+                                                           const std::string& application_name);
 
 }  // namespace backfill

@@ -19,6 +19,7 @@
 #include "common/catalog.h"
 #include "common/json.h"
 #include "common/quote.h"
+#include "coordinator/pg_task_store.h"
 #include "coordinator/preflight.h"
 
 namespace backfill {
@@ -395,10 +396,6 @@ absl::StatusOr<v1::StageResponse> DryRun(pg::Connection& source, const std::vect
 
 }  // namespace
 
-absl::Status EnsureTaskSchema(pg::Connection& target) {
-  return target.ExecScript(sql::kCreateSchema);
-}
-
 absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connection& target,
                                              const v1::StageRequest& request) {
   if (absl::Status s = CheckAbsoluteTime("--until", request.until()); !s.ok()) return s;
@@ -539,7 +536,7 @@ absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connect
     if (planned.ok()) planned->set_nothing_to_stage(nothing);
     return planned;
   }
-  if (absl::Status s = EnsureTaskSchema(target); !s.ok()) return s;
+  if (absl::Status s = MigrateTaskSchema(target); !s.ok()) return s;
   v1::StageResponse response;
   int64_t created = 0;
   for (const Plan& plan : plans) {

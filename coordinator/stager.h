@@ -18,7 +18,4 @@ namespace backfill {
 absl::StatusOr<v1::StageResponse> StageTasks(pg::Connection& source, pg::Connection& target,
                                              const v1::StageRequest& request);
 
-// Creates __backfill in the target when it is missing. Idempotent.
-absl::Status EnsureTaskSchema(pg::Connection& target);
-
 }  // namespace backfill

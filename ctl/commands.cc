@@ -47,8 +47,14 @@ int Fail(const absl::Status& status) {
 class Embedded {
  public:
   absl::Status Start() {
-    server_ = CoordinatorServer::Start("127.0.0.1:0", &coordinator_, token_).value_or(nullptr);
-    if (server_ == nullptr) return absl::UnavailableError("cannot start the embedded coordinator");
+    absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
+        CoordinatorServer::Start("127.0.0.1:0", &coordinator_, token_);
+    if (!server.ok()) {
+      return absl::Status(
+          server.status().code(),
+          absl::StrCat("cannot start the embedded coordinator: ", server.status().message()));
+    }
+    server_ = *std::move(server);
     address_ = absl::StrCat("127.0.0.1:", server_->port());
     return absl::OkStatus();
   }

@@ -1,4 +1,4 @@
--- no parameters
+-- $1 now (timestamptz, the coordinator's clock)
 -- Ends the target sessions of lease holders whose leases expired, so that a stopped worker's
 -- open transaction (and the row locks it holds in the target chunk) is rolled back before
 -- its task is granted again. The session is matched by pid and start time, so a reused pid
@@ -9,4 +9,4 @@ FROM __backfill.task t
 JOIN pg_catalog.pg_stat_activity a
   ON a.pid = t.lease_backend_pid AND a.backend_start = t.lease_backend_start
 WHERE t.lease_backend_pid IS NOT NULL
-  AND t.lease_expires_at < clock_timestamp()
+  AND t.lease_expires_at < $1::timestamptz

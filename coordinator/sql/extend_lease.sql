@@ -1,5 +1,5 @@
 -- $1 task id (bigint), $2 lease epoch (bigint), $3 worker id (text), $4 lease timeout in ms,
--- $5 the worker's target backend pid (int, or NULL)
+-- $5 the worker's target backend pid (int, or NULL), $6 now (timestamptz, the coordinator's clock)
 -- One row when the lease is still this worker's: `held` true, extended if it runs, left as
 -- it is if this worker at this epoch already completed the task (completion clears the
 -- expiry; a first heartbeat can wait on the worker's own commit, and that is no lost lease).
@@ -7,7 +7,7 @@
 -- on the commit re-checks the row as committed.
 UPDATE __backfill.task t
 SET lease_expires_at = CASE WHEN t.lease_expires_at IS NULL THEN NULL
-                            ELSE clock_timestamp() + $4::bigint * interval '1 millisecond' END,
+                            ELSE $6::timestamptz + $4::bigint * interval '1 millisecond' END,
     lease_backend_pid = CASE WHEN t.lease_expires_at IS NULL THEN t.lease_backend_pid
                              ELSE $5::int END,
     lease_backend_start = CASE WHEN t.lease_expires_at IS NULL THEN t.lease_backend_start

@@ -1,5 +1,6 @@
 -- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int),
--- $4 most chunks of one hypertable leased at once (int, 0: no cap)
+-- $4 most chunks of one hypertable leased at once (int, 0: no cap), $5 now (timestamptz, the
+-- coordinator's clock: leases are measured on it)
 -- Grants the next pending task whose lease is free or expired, bumping its epoch. Rows a
 -- worker holds KEY SHARE locks on are still grantable (NO KEY UPDATE does not conflict), so a
 -- re-grant never waits on a live or stopped worker; its commit is then fenced out by epoch.
@@ -16,12 +17,12 @@ WITH capped AS (
     WHERE t.hypertable_schema = h.hypertable_schema AND t.hypertable_name = h.hypertable_name
       AND t.worked IS NULL
       AND t.attempts < $3::int
-      AND (t.lease_expires_at IS NULL OR t.lease_expires_at < clock_timestamp())
+      AND (t.lease_expires_at IS NULL OR t.lease_expires_at < $5::timestamptz)
     ORDER BY t.source_bytes DESC NULLS LAST, t.task_id
     LIMIT 1) c
   WHERE $4::int > 0
     AND (SELECT count(*) FROM __backfill.task o
-         WHERE o.lease_expires_at > statement_timestamp() AND o.lease_holder IS NOT NULL
+         WHERE o.lease_expires_at > $5::timestamptz AND o.lease_holder IS NOT NULL
            AND o.worked IS NULL
            AND o.hypertable_schema = h.hypertable_schema
            AND o.hypertable_name = h.hypertable_name) < $4::int
@@ -31,7 +32,7 @@ WITH capped AS (
   FROM __backfill.task
   WHERE worked IS NULL
     AND attempts < $3::int
-    AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
+    AND (lease_expires_at IS NULL OR lease_expires_at < $5::timestamptz)
     AND ($4::int = 0
          OR task_id = (SELECT task_id FROM capped
                        ORDER BY source_bytes DESC NULLS LAST, task_id LIMIT 1))
@@ -41,7 +42,7 @@ WITH capped AS (
 UPDATE __backfill.task t
 SET lease_epoch = t.lease_epoch + 1,
     lease_holder = $1::text,
-    lease_expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond',
+    lease_expires_at = $5::timestamptz + $2::bigint * interval '1 millisecond',
     lease_backend_pid = NULL,  -- the new holder reports its own session
     lease_backend_start = NULL
 FROM next

@@ -1,4 +1,5 @@
--- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int)
+-- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int),
+-- $4 now (timestamptz, the coordinator's clock)
 -- Like lease_task.sql, for the verification of a copied task.
 WITH next AS (
   SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
@@ -6,14 +7,14 @@ WITH next AS (
   FROM __backfill.task
   WHERE worked IS NOT NULL AND verified IS NULL
     AND attempts < $3::int
-    AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
+    AND (lease_expires_at IS NULL OR lease_expires_at < $4::timestamptz)
   ORDER BY task_id
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED)
 UPDATE __backfill.task t
 SET lease_epoch = t.lease_epoch + 1,
     lease_holder = $1::text,
-    lease_expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond',
+    lease_expires_at = $4::timestamptz + $2::bigint * interval '1 millisecond',
     lease_backend_pid = NULL,  -- the new holder reports its own session
     lease_backend_start = NULL
 FROM next

@@ -1,5 +1,5 @@
 -- $1 task id (bigint), $2 lease epoch (bigint), $3 error (text), $4 retryable (bool),
--- $5 max attempts (int), $6 worker id (text)
+-- $5 max attempts (int), $6 worker id (text), $7 now (timestamptz, the coordinator's clock)
 -- Only the current holder's report counts; no row means it is not (any more).
 -- Frees the lease and records the error. A failure retrying may fix (a lost connection, a
 -- restarting database) holds the task back for a growing delay (0.5 s doubling, at most
@@ -8,7 +8,7 @@
 UPDATE __backfill.task
 SET lease_holder = NULL,
     lease_expires_at = CASE
-      WHEN $4::bool THEN clock_timestamp()
+      WHEN $4::bool THEN $7::timestamptz
                          + least(30000, 500 * power(2, least(attempts, 16)))::bigint
                            * interval '1 millisecond'
     END,

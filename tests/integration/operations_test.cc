@@ -142,9 +142,11 @@ TEST_F(OperationsTest, WithoutATerminalCopyPrintsChunkLinesAndProgressLines) {
 
 TEST_F(OperationsTest, ATaskTableFromAnEarlierReleaseGainsItsCountsAndCopies) {
   Stage();
-  // As the previous release left it: no maintained counts, no indexes for them.
+  // As the previous release left it: no schema version, no maintained counts, no indexes for
+  // them.
   ExecTarget(
-      "DROP TABLE __backfill.task_count; DROP FUNCTION __backfill.count_tasks() CASCADE;"
+      "DROP TABLE __backfill.schema_version, __backfill.task_count;"
+      "DROP FUNCTION __backfill.count_tasks() CASCADE;"
       "DROP INDEX __backfill.task_pending_attempts_idx, __backfill.task_unverified_attempts_idx,"
       " __backfill.task_leased_idx;"
       "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 0 "

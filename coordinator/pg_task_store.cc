@@ -1,0 +1,268 @@
+#include "coordinator/pg_task_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "backfill_common_sql.h"
+#include "backfill_coordinator_sql.h"
+
+namespace backfill {
+namespace {
+
+// Migration N is the scripts at index N-1, run in order in one transaction.
+const std::vector<std::vector<absl::string_view>>& Migrations() {
+  static const auto* const migrations = new std::vector<std::vector<absl::string_view>>{
+      // 1: the layout of every release before versions were kept, reached from any of them
+      // (each statement is idempotent), plus the counts and indexes of scale.
+      {sql::kCreateSchema, sql::kCreateThrottle},
+  };
+  return *migrations;
+}
+
+absl::Status MigrateInTransaction(pg::Connection& target) {
+  if (absl::StatusOr<pg::Result> r = target.Exec(sql::kLockSchema); !r.ok()) return r.status();
+  if (absl::Status s = target.ExecScript(sql::kCreateSchemaVersion); !s.ok()) return s;
+  absl::StatusOr<pg::Result> row = target.Exec(sql::kSchemaVersion);
+  if (!row.ok()) return row.status();
+  const int64_t version = row->rows() == 0 ? 0 : row->GetInt(0, 0);
+  const int latest = static_cast<int>(Migrations().size());
+  if (version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the target's __backfill schema is version ", version,
+        ", written by a newer release of timescaledb-backfill; this one knows versions up to ",
+        latest, "\nhint: run the release that staged this migration (or a newer one)"));
+  }
+  for (int v = static_cast<int>(version) + 1; v <= latest; ++v) {
+    for (absl::string_view script : Migrations()[static_cast<size_t>(v - 1)]) {
+      if (absl::Status s = target.ExecScript(script); !s.ok()) return s;
+    }
+    absl::StatusOr<pg::Result> set = target.Exec(sql::kSetSchemaVersion, {absl::StrCat(v)});
+    if (!set.ok()) return set.status();
+  }
+  return absl::OkStatus();
+}
+
+std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
+
+}  // namespace
+
+static_assert(kTaskSchemaVersion == 1, "add the migration to Migrations()");
+
+std::string TimestampParam(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
+}
+
+absl::Status MigrateTaskSchema(pg::Connection& target) {
+  if (absl::StatusOr<pg::Result> r = target.Exec("BEGIN"); !r.ok()) return r.status();
+  absl::Status s = MigrateInTransaction(target);
+  if (!s.ok()) {
+    (void)target.Exec("ROLLBACK");
+    return s;
+  }
+  absl::StatusOr<pg::Result> committed = target.Exec("COMMIT");
+  return committed.status();
+}
+
+absl::StatusOr<pg::Result> PgTaskStore::Exec(absl::string_view sql,
+                                             const std::vector<pg::Param>& params) {
+  absl::StatusOr<ConnectionPool::Handle> conn = pool_->Acquire();
+  if (!conn.ok()) return conn.status();
+  return (*conn)->Exec(sql, params);
+}
+
+absl::StatusOr<std::optional<Grant>> PgTaskStore::Lease(const LeaseRequest& request) {
+  const bool verify = request.work == Work::kVerify;
+  std::vector<pg::Param> params = {request.worker_id, Millis(request.lease_timeout),
+                                   absl::StrCat(request.max_attempts)};
+  if (!verify) params.emplace_back(absl::StrCat(request.max_per_hypertable));
+  params.emplace_back(TimestampParam(request.now));
+  absl::StatusOr<pg::Result> row;
+  {
+    // Under a cap, grants take turns: two at once could both see room for one more.
+    std::optional<absl::MutexLock> serialized;
+    if (!verify && request.max_per_hypertable > 0) serialized.emplace(&capped_mu_);
+    row = Exec(verify ? sql::kLeaseVerifyTask : sql::kLeaseTask, params);
+  }
+  if (!row.ok()) return row.status();
+  if (row->rows() == 0) return std::nullopt;
+  Grant grant;
+  v1::Task& task = grant.task;
+  task.set_task_id(row->GetInt(0, 0));
+  task.set_lease_epoch(row->GetInt(0, 1));
+  task.set_hypertable_schema(row->Get(0, 2));
+  task.set_hypertable_name(row->Get(0, 3));
+  task.set_source_chunk_schema(row->Get(0, 4));
+  task.set_source_chunk_name(row->Get(0, 5));
+  task.set_target_chunk_schema(row->Get(0, 6));
+  task.set_target_chunk_name(row->Get(0, 7));
+  task.set_time_column(row->Get(0, 8));
+  task.set_time_type(row->Get(0, 9));
+  task.set_cut(row->GetBool(0, 10));
+  task.set_until_literal(row->Get(0, 11));
+  grant.previous_holder = row->Get(0, 12);
+  if (!row->IsNull(0, 13)) {
+    grant.previous_session =
+        TargetSession{static_cast<int32_t>(row->GetInt(0, 13)), row->Get(0, 14)};
+  }
+  task.set_from_literal(row->Get(0, 15));
+  task.set_hypertable_display(row->Get(0, 16));
+  if (!verify) {
+    task.set_range_start_internal(row->GetInt(0, 17));
+    task.set_range_end_internal(row->GetInt(0, 18));
+  }
+  return grant;
+}
+
+absl::StatusOr<bool> PgTaskStore::ExtendLease(const LeaseRef& lease, absl::Duration timeout,
+                                              absl::Time now, std::optional<int32_t> backend_pid) {
+  absl::StatusOr<pg::Result> row = Exec(
+      sql::kExtendLease,
+      {absl::StrCat(lease.task_id), absl::StrCat(lease.epoch), lease.worker_id, Millis(timeout),
+       backend_pid.has_value() ? pg::Param(absl::StrCat(*backend_pid)) : pg::Param(),
+       TimestampParam(now)});
+  if (!row.ok()) return row.status();
+  return row->rows() == 1 && row->GetBool(0, 0);
+}
+
+absl::StatusOr<bool> PgTaskStore::HoldsLease(const LeaseRef& lease) {
+  absl::StatusOr<pg::Result> row = Exec(
+      sql::kCheckLease, {absl::StrCat(lease.task_id), lease.worker_id, absl::StrCat(lease.epoch)});
+  if (!row.ok()) return row.status();
+  return row->GetBool(0, 0);
+}
+
+absl::StatusOr<bool> PgTaskStore::RecordFailure(const LeaseRef& lease, const std::string& error,
+                                                bool retryable, int max_attempts, absl::Time now) {
+  absl::StatusOr<pg::Result> updated =
+      Exec(sql::kRecordFailure, {absl::StrCat(lease.task_id), absl::StrCat(lease.epoch), error,
+                                 retryable ? "true" : "false", absl::StrCat(max_attempts),
+                                 lease.worker_id, TimestampParam(now)});
+  if (!updated.ok()) return updated.status();
+  return updated->affected_rows() > 0;
+}
+
+absl::StatusOr<bool> PgTaskStore::ReleaseLease(const LeaseRef& lease) {
+  absl::StatusOr<pg::Result> released =
+      Exec(sql::kReleaseLease,
+           {absl::StrCat(lease.task_id), absl::StrCat(lease.epoch), lease.worker_id});
+  if (!released.ok()) return released.status();
+  return released->affected_rows() > 0;
+}
+
+absl::StatusOr<bool> PgTaskStore::EndSession(const TargetSession& session) {
+  absl::StatusOr<pg::Result> ended =
+      Exec(sql::kEndSession, {absl::StrCat(session.pid), session.start});
+  if (!ended.ok()) return ended.status();
+  return ended->rows() > 0 && ended->GetBool(0, 0);
+}
+
+absl::StatusOr<Sweep> PgTaskStore::SweepLeases(absl::Time now) {
+  Sweep sweep;
+  absl::StatusOr<pg::Result> released = Exec(sql::kReleaseOrphanedLeases, {TimestampParam(now)});
+  if (!released.ok()) return released.status();
+  sweep.released = released->affected_rows();
+  absl::StatusOr<pg::Result> ended = Exec(sql::kEndExpiredSessions, {TimestampParam(now)});
+  if (!ended.ok()) return ended.status();
+  for (int i = 0; i < ended->rows(); ++i) {
+    sweep.ended.push_back(Sweep::Ended{ended->GetInt(i, 0), ended->Get(i, 1), ended->Get(i, 2)});
+  }
+  return sweep;
+}
+
+absl::StatusOr<TaskCounts> PgTaskStore::Counts(Work work, int max_attempts, absl::Time now) {
+  const bool verify = work == Work::kVerify;
+  absl::StatusOr<pg::Result> row = Exec(verify ? sql::kVerifyProgress : sql::kCopyProgress,
+                                        {absl::StrCat(max_attempts), TimestampParam(now)});
+  if (!row.ok()) return row.status();
+  TaskCounts counts;
+  counts.total = row->GetInt(0, 0);
+  counts.done = row->GetInt(0, 1);
+  counts.failed = row->GetInt(0, 2);
+  if (verify) {
+    counts.mismatches = row->GetInt(0, 3);
+    counts.leased = row->GetInt(0, 4);
+  } else {
+    counts.rows = row->GetInt(0, 3);
+    counts.bytes = row->GetInt(0, 4);
+    counts.leased = row->GetInt(0, 5);
+  }
+  return counts;
+}
+
+absl::StatusOr<std::vector<FailedTask>> PgTaskStore::FailedTasks(int max_attempts) {
+  absl::StatusOr<pg::Result> rows = Exec(sql::kFailedTasks, {absl::StrCat(max_attempts)});
+  if (!rows.ok()) return rows.status();
+  std::vector<FailedTask> failed;
+  failed.reserve(static_cast<size_t>(rows->rows()));
+  for (int i = 0; i < rows->rows(); ++i) {
+    failed.push_back(FailedTask{rows->Get(i, 0), rows->Get(i, 1), rows->Get(i, 2)});
+  }
+  return failed;
+}
+
+absl::StatusOr<std::optional<Throttle>> PgTaskStore::ReadThrottle() {
+  absl::StatusOr<pg::Result> row = Exec(sql::kReadThrottle);
+  if (!row.ok()) {
+    // An older schema without the table: not throttled.
+    if (pg::SqlState(row.status()) == "42P01") return std::nullopt;
+    return row.status();
+  }
+  if (row->rows() == 0) return std::nullopt;
+  return Throttle{row->GetInt(0, 0), static_cast<int32_t>(row->GetInt(0, 1))};
+}
+
+absl::Status PgTaskStore::Migrate() {
+  absl::StatusOr<ConnectionPool::Handle> conn = pool_->Acquire();
+  if (!conn.ok()) return conn.status();
+  return MigrateTaskSchema(**conn);
+}
+
+absl::Status PgTaskStore::ResetFailed() { return Exec(sql::kResetFailed).status(); }
+
+absl::Status PgTaskStore::SetThrottle(std::optional<int64_t> max_bytes_per_second,
+                                      std::optional<int32_t> max_chunks_per_hypertable) {
+  return Exec(sql::kSetThrottle,
+              {max_bytes_per_second ? pg::Param(absl::StrCat(*max_bytes_per_second)) : pg::Param(),
+               max_chunks_per_hypertable ? pg::Param(absl::StrCat(*max_chunks_per_hypertable))
+                                         : pg::Param()})
+      .status();
+}
+
+absl::StatusOr<std::vector<std::string>> PgTaskStore::ReopenMismatched() {
+  absl::StatusOr<pg::Result> verified = Exec(sql::kVerifiedCount);
+  if (!verified.ok()) return verified.status();
+  if (verified->GetInt(0, 0) == 0) {
+    return absl::FailedPreconditionError(
+        "nothing to repair: no copied chunk has been verified\nhint: run verify first; copy "
+        "--repair then copies again the chunks it found different");
+  }
+  absl::StatusOr<pg::Result> rows = Exec(sql::kReopenMismatched);
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> chunks;
+  chunks.reserve(static_cast<size_t>(rows->rows()));
+  for (int i = 0; i < rows->rows(); ++i) chunks.push_back(rows->Get(i, 0));
+  std::sort(chunks.begin(), chunks.end());
+  return chunks;
+}
+
+absl::StatusOr<int64_t> PgTaskStore::ResetVerify() {
+  absl::StatusOr<pg::Result> reset = Exec(sql::kResetVerify);
+  if (!reset.ok()) return reset.status();
+  return reset->affected_rows();
+}
+
+absl::StatusOr<std::vector<VerifyRecord>> PgTaskStore::VerifyRecords() {
+  absl::StatusOr<pg::Result> rows = Exec(sql::kVerifyReports);
+  if (!rows.ok()) return rows.status();
+  std::vector<VerifyRecord> records;
+  records.reserve(static_cast<size_t>(rows->rows()));
+  for (int i = 0; i < rows->rows(); ++i) {
+    records.push_back(VerifyRecord{rows->Get(i, 0), rows->Get(i, 1), rows->Get(i, 2),
+                                   rows->Get(i, 3), rows->Get(i, 4)});
+  }
+  return records;
+}
+
+}  // namespace backfill

@@ -1,0 +1,2 @@
+-- no parameters; no row: version 0
+SELECT version FROM __backfill.schema_version

@@ -1,0 +1,331 @@
+#include <string>
+#include <vector>
+
+#include "coordinator/task_store_contract.h"
+
+namespace backfill::testing {
+namespace {
+
+class MemoryHarness : public StoreHarness {
+ public:
+  TaskStore& store() override { return store_; }
+  absl::Time start() const override { return absl::FromUnixSeconds(1700000000); }
+  int64_t Add(const TaskSpec& spec) override { return store_.Add(spec); }
+  bool Complete(int64_t task_id, int64_t epoch, int64_t rows, int64_t bytes) override {
+    return store_.Complete(task_id, epoch, rows, bytes);
+  }
+  bool CompleteVerify(int64_t task_id, int64_t epoch, bool matches) override {
+    return store_.CompleteVerify(task_id, epoch, matches, matches ? "{\"matches\":true}" : "");
+  }
+  TargetSession OpenSession() override { return store_.OpenSession(); }
+  void CloseSession(const TargetSession& session) override { store_.CloseSession(session); }
+  bool AwaitGone(const TargetSession& session) override { return !store_.SessionAlive(session); }
+  bool Alive(const TargetSession& session) override { return store_.SessionAlive(session); }
+
+ private:
+  MemoryTaskStore store_;
+};
+
+TaskSpec Spec(const std::string& hypertable, const std::string& chunk,
+              std::optional<int64_t> bytes) {
+  TaskSpec spec;
+  spec.hypertable_name = hypertable;
+  spec.chunk_name = chunk;
+  spec.source_bytes = bytes;
+  return spec;
+}
+
+LeaseRef Ref(const Grant& grant, const std::string& worker) {
+  return LeaseRef{grant.task.task_id(), grant.task.lease_epoch(), worker};
+}
+
+}  // namespace
+
+std::unique_ptr<StoreHarness> MakeMemoryHarness() { return std::make_unique<MemoryHarness>(); }
+
+void TaskStoreContract::SetUp() {
+  harness_ = GetParam().make();
+  ASSERT_NE(harness_, nullptr);
+  clock_ = std::make_unique<FakeClock>(harness_->start());
+  ASSERT_TRUE(harness_->store().Migrate().ok());
+}
+
+LeaseRequest TaskStoreContract::Request(const std::string& worker, Work work) const {
+  LeaseRequest request;
+  request.worker_id = worker;
+  request.work = work;
+  request.lease_timeout = timeout_;
+  request.max_attempts = max_attempts_;
+  request.max_per_hypertable = cap_;
+  request.now = clock_->Now();
+  return request;
+}
+
+std::optional<Grant> TaskStoreContract::LeaseFor(const std::string& worker, Work work) {
+  absl::StatusOr<std::optional<Grant>> grant = harness_->store().Lease(Request(worker, work));
+  EXPECT_TRUE(grant.ok()) << grant.status();
+  return grant.ok() ? *grant : std::nullopt;
+}
+
+TEST_P(TaskStoreContract, GrantsLargestFirstThenUnsizedAndBumpsTheEpoch) {
+  const int64_t small = harness_->Add(Spec("m", "c1", 10));
+  const int64_t unsized = harness_->Add(Spec("m", "c2", std::nullopt));
+  const int64_t large = harness_->Add(Spec("m", "c3", 30));
+  const int64_t middle = harness_->Add(Spec("m", "c4", 20));
+  std::vector<int64_t> order;
+  while (std::optional<Grant> g = LeaseFor("w1")) {
+    EXPECT_EQ(g->task.lease_epoch(), 1);
+    EXPECT_EQ(g->previous_holder, "");
+    EXPECT_FALSE(g->previous_session.has_value());
+    EXPECT_EQ(g->task.hypertable_display(), "public.m");
+    order.push_back(g->task.task_id());
+  }
+  EXPECT_EQ(order, (std::vector<int64_t>{large, middle, small, unsized}));
+  absl::StatusOr<TaskCounts> counts = harness_->store().Counts(Work::kCopy, 3, clock_->Now());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->total, 4);
+  EXPECT_EQ(counts->leased, 4);
+  EXPECT_EQ(counts->done, 0);
+}
+
+TEST_P(TaskStoreContract, AnExpiredLeaseIsGrantedAgainAndTheOldHolderIsFencedOut) {
+  const int64_t id = harness_->Add(Spec("m", "c1", 10));
+  std::optional<Grant> first = LeaseFor("w1");
+  ASSERT_TRUE(first.has_value());
+  clock_->Advance(absl::Seconds(29));
+  EXPECT_FALSE(LeaseFor("w2").has_value()) << "the lease still runs";
+  clock_->Advance(absl::Seconds(2));
+  std::optional<Grant> second = LeaseFor("w2");
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->task.task_id(), id);
+  EXPECT_EQ(second->task.lease_epoch(), 2);
+  EXPECT_EQ(second->previous_holder, "w1");
+  TaskStore& store = harness_->store();
+  EXPECT_FALSE(*store.HoldsLease(Ref(*first, "w1")));
+  EXPECT_FALSE(*store.ExtendLease(Ref(*first, "w1"), timeout_, clock_->Now(), std::nullopt));
+  EXPECT_FALSE(*store.RecordFailure(Ref(*first, "w1"), "late", true, 3, clock_->Now()));
+  EXPECT_FALSE(*store.ReleaseLease(Ref(*first, "w1")));
+  // The old holder's commit finds a newer epoch; the new holder's counts.
+  EXPECT_FALSE(harness_->Complete(id, first->task.lease_epoch(), 5, 50));
+  EXPECT_TRUE(harness_->Complete(id, second->task.lease_epoch(), 7, 70));
+  EXPECT_FALSE(harness_->Complete(id, second->task.lease_epoch(), 7, 70)) << "only once";
+  absl::StatusOr<TaskCounts> counts = store.Counts(Work::kCopy, 3, clock_->Now());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->done, 1);
+  EXPECT_EQ(counts->rows, 7);
+  EXPECT_EQ(counts->bytes, 70);
+  EXPECT_EQ(counts->leased, 0);
+}
+
+TEST_P(TaskStoreContract, HeartbeatsKeepALeaseAndACompletedLeaseStaysHeld) {
+  const int64_t id = harness_->Add(Spec("m", "c1", 10));
+  std::optional<Grant> grant = LeaseFor("w1");
+  ASSERT_TRUE(grant.has_value());
+  TaskStore& store = harness_->store();
+  for (int i = 0; i < 3; ++i) {
+    clock_->Advance(absl::Seconds(20));
+    EXPECT_TRUE(*store.ExtendLease(Ref(*grant, "w1"), timeout_, clock_->Now(), std::nullopt));
+    EXPECT_FALSE(LeaseFor("w2").has_value());
+  }
+  ASSERT_TRUE(harness_->Complete(id, grant->task.lease_epoch(), 1, 1));
+  // A heartbeat that raced the commit is no lost lease.
+  EXPECT_TRUE(*store.ExtendLease(Ref(*grant, "w1"), timeout_, clock_->Now(), std::nullopt));
+  EXPECT_TRUE(*store.HoldsLease(Ref(*grant, "w1")));
+  clock_->Advance(absl::Minutes(5));
+  EXPECT_FALSE(LeaseFor("w2").has_value()) << "a done task is never granted";
+}
+
+TEST_P(TaskStoreContract, RetryableFailuresBackOffUntilTheAttemptsAreUsedUp) {
+  harness_->Add(Spec("m", "c1", 10));
+  TaskStore& store = harness_->store();
+  const absl::Duration backoff[] = {absl::Milliseconds(500), absl::Seconds(1)};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::optional<Grant> grant = LeaseFor("w1");
+    ASSERT_TRUE(grant.has_value()) << "attempt " << attempt;
+    EXPECT_EQ(grant->task.lease_epoch(), attempt + 1);
+    ASSERT_TRUE(*store.RecordFailure(Ref(*grant, "w1"), "connection lost", true, max_attempts_,
+                                     clock_->Now()));
+    EXPECT_FALSE(LeaseFor("w1").has_value()) << "held back after attempt " << attempt;
+    clock_->Advance(backoff[attempt] - absl::Milliseconds(100));
+    EXPECT_FALSE(LeaseFor("w1").has_value()) << "still held back after attempt " << attempt;
+    clock_->Advance(absl::Milliseconds(200));
+  }
+  std::optional<Grant> last = LeaseFor("w1");
+  ASSERT_TRUE(last.has_value());
+  ASSERT_TRUE(*store.RecordFailure(Ref(*last, "w1"), "connection lost again", true, max_attempts_,
+                                   clock_->Now()));
+  clock_->Advance(absl::Minutes(5));
+  EXPECT_FALSE(LeaseFor("w1").has_value()) << "attempts used up";
+  absl::StatusOr<TaskCounts> counts = store.Counts(Work::kCopy, max_attempts_, clock_->Now());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->failed, 1);
+  absl::StatusOr<std::vector<FailedTask>> failed = store.FailedTasks(max_attempts_);
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].chunk, "_timescaledb_internal.c1");
+  EXPECT_EQ((*failed)[0].hypertable, "public.m");
+  EXPECT_EQ((*failed)[0].error, "connection lost again");
+  // The next copy gives the attempts back.
+  ASSERT_TRUE(store.ResetFailed().ok());
+  EXPECT_TRUE(LeaseFor("w1").has_value());
+}
+
+TEST_P(TaskStoreContract, AFailureRetryingCannotFixUsesUpTheAttemptsAtOnce) {
+  harness_->Add(Spec("m", "c1", 10));
+  std::optional<Grant> grant = LeaseFor("w1");
+  ASSERT_TRUE(grant.has_value());
+  ASSERT_TRUE(*harness_->store().RecordFailure(Ref(*grant, "w1"), "permission denied", false,
+                                               max_attempts_, clock_->Now()));
+  clock_->Advance(absl::Minutes(5));
+  EXPECT_FALSE(LeaseFor("w1").has_value());
+  EXPECT_EQ(harness_->store().Counts(Work::kCopy, max_attempts_, clock_->Now())->failed, 1);
+}
+
+TEST_P(TaskStoreContract, AGivenUpLeaseIsFreeAtOnceAndCountsNoAttempt) {
+  harness_->Add(Spec("m", "c1", 10));
+  max_attempts_ = 1;
+  for (int epoch = 1; epoch <= 3; ++epoch) {
+    std::optional<Grant> grant = LeaseFor("w1");
+    ASSERT_TRUE(grant.has_value()) << "epoch " << epoch;
+    EXPECT_EQ(grant->task.lease_epoch(), epoch);
+    EXPECT_EQ(grant->previous_holder, "") << "a released lease has no holder to take over from";
+    ASSERT_TRUE(*harness_->store().ReleaseLease(Ref(*grant, "w1")));
+  }
+}
+
+TEST_P(TaskStoreContract, TheCapLimitsLeasesPerHypertable) {
+  cap_ = 2;
+  for (int i = 0; i < 4; ++i) {
+    harness_->Add(Spec("a", absl::StrCat("a", i), 100 - i));
+    harness_->Add(Spec("b", absl::StrCat("b", i), 10 - i));
+  }
+  std::map<std::string, std::vector<Grant>> held;
+  while (std::optional<Grant> g = LeaseFor("w")) held[g->task.hypertable_name()].push_back(*g);
+  ASSERT_EQ(held["a"].size(), 2u);
+  ASSERT_EQ(held["b"].size(), 2u);
+  EXPECT_EQ(held["a"][0].task.source_chunk_name(), "a0") << "largest first within the cap";
+  // A finished one makes room for one more of its hypertable, not of the other.
+  const Grant& done = held["b"][0];
+  ASSERT_TRUE(harness_->Complete(done.task.task_id(), done.task.lease_epoch(), 1, 1));
+  std::optional<Grant> next = LeaseFor("w");
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->task.hypertable_name(), "b");
+  EXPECT_FALSE(LeaseFor("w").has_value());
+  // An expired lease no longer counts against the cap.
+  clock_->Advance(absl::Seconds(31));
+  EXPECT_TRUE(LeaseFor("w").has_value());
+}
+
+TEST_P(TaskStoreContract, ASweepReleasesTheLeaseOfASessionThatIsGone) {
+  harness_->Add(Spec("m", "c1", 10));
+  std::optional<Grant> grant = LeaseFor("w1");
+  ASSERT_TRUE(grant.has_value());
+  TargetSession session = harness_->OpenSession();
+  ASSERT_TRUE(
+      *harness_->store().ExtendLease(Ref(*grant, "w1"), timeout_, clock_->Now(), session.pid));
+  absl::StatusOr<Sweep> sweep = harness_->store().SweepLeases(clock_->Now());
+  ASSERT_TRUE(sweep.ok());
+  EXPECT_EQ(sweep->released, 0) << "its session is alive";
+  EXPECT_FALSE(LeaseFor("w2").has_value());
+  harness_->CloseSession(session);
+  ASSERT_TRUE(harness_->AwaitGone(session));
+  sweep = harness_->store().SweepLeases(clock_->Now());
+  ASSERT_TRUE(sweep.ok());
+  EXPECT_EQ(sweep->released, 1);
+  clock_->Advance(absl::Milliseconds(1));
+  std::optional<Grant> again = LeaseFor("w2");
+  ASSERT_TRUE(again.has_value()) << "granted without waiting for the expiry";
+  EXPECT_EQ(again->previous_holder, "w1");
+  EXPECT_FALSE(again->previous_session.has_value());
+}
+
+TEST_P(TaskStoreContract, TheSessionOfAnExpiredLeaseIsEndedBySweepOrByTheNextGrant) {
+  harness_->Add(Spec("m", "swept", 20));
+  harness_->Add(Spec("m", "granted", 10));
+  TaskStore& store = harness_->store();
+  std::optional<Grant> a = LeaseFor("w1");
+  std::optional<Grant> b = LeaseFor("w2");
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  TargetSession sa = harness_->OpenSession();
+  TargetSession sb = harness_->OpenSession();
+  ASSERT_TRUE(*store.ExtendLease(Ref(*a, "w1"), timeout_, clock_->Now(), sa.pid));
+  ASSERT_TRUE(*store.ExtendLease(Ref(*b, "w2"), timeout_, clock_->Now(), sb.pid));
+  clock_->Advance(absl::Seconds(31));
+  // The next grant takes over the largest: it names the session to end.
+  std::optional<Grant> taken = LeaseFor("w3");
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->task.source_chunk_name(), "swept");
+  ASSERT_TRUE(taken->previous_session.has_value());
+  EXPECT_EQ(taken->previous_session->pid, sa.pid);
+  EXPECT_TRUE(*store.EndSession(*taken->previous_session));
+  EXPECT_TRUE(harness_->AwaitGone(sa));
+  // The other expired lease's session goes with the sweep.
+  absl::StatusOr<Sweep> sweep = store.SweepLeases(clock_->Now());
+  ASSERT_TRUE(sweep.ok());
+  ASSERT_EQ(sweep->ended.size(), 1u);
+  EXPECT_EQ(sweep->ended[0].task_id, b->task.task_id());
+  EXPECT_EQ(sweep->ended[0].chunk, "_timescaledb_internal.granted");
+  EXPECT_EQ(sweep->ended[0].holder, "w2");
+  EXPECT_TRUE(harness_->AwaitGone(sb));
+}
+
+TEST_P(TaskStoreContract, VerifyLeasesCopiedTasksAndRepairReopensTheMismatches) {
+  TaskStore& store = harness_->store();
+  absl::StatusOr<std::vector<std::string>> nothing = store.ReopenMismatched();
+  EXPECT_EQ(nothing.status().code(), absl::StatusCode::kFailedPrecondition);
+  const int64_t t1 = harness_->Add(Spec("m", "c1", 10));
+  const int64_t t2 = harness_->Add(Spec("m", "c2", 20));
+  harness_->Add(Spec("m", "c3", 30));
+  for (int i = 0; i < 2; ++i) {
+    std::optional<Grant> g = LeaseFor("w");
+    ASSERT_TRUE(g.has_value());
+    ASSERT_TRUE(harness_->Complete(g->task.task_id(), g->task.lease_epoch(), 1, 1));
+  }
+  ASSERT_EQ(*store.ResetVerify(), 2);
+  EXPECT_EQ(store.Counts(Work::kVerify, 3, clock_->Now())->total, 2);
+  std::vector<int64_t> verified;
+  while (std::optional<Grant> g = LeaseFor("v", Work::kVerify)) {
+    verified.push_back(g->task.task_id());
+    const bool matches = g->task.task_id() != t2;
+    ASSERT_TRUE(harness_->CompleteVerify(g->task.task_id(), g->task.lease_epoch(), matches));
+  }
+  // Task order; the copied ones only (c3 was largest, so c2 and c3 were copied).
+  const int64_t t3 = t2 + 1;
+  EXPECT_EQ(verified, (std::vector<int64_t>{t2, t3}));
+  absl::StatusOr<TaskCounts> counts = store.Counts(Work::kVerify, 3, clock_->Now());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->total, 2);
+  EXPECT_EQ(counts->done, 2);
+  EXPECT_EQ(counts->mismatches, 1);
+  absl::StatusOr<std::vector<VerifyRecord>> records = store.VerifyRecords();
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].source_chunk, "_timescaledb_internal.c2");
+  absl::StatusOr<std::vector<std::string>> reopened = store.ReopenMismatched();
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(*reopened, std::vector<std::string>{"_timescaledb_internal.c2"});
+  counts = store.Counts(Work::kCopy, 3, clock_->Now());
+  EXPECT_EQ(counts->done, 1);
+  EXPECT_EQ(counts->rows, 1) << "the re-opened task's rows no longer count";
+  // Re-opened and the never-copied one are granted again, largest first.
+  std::optional<Grant> g = LeaseFor("w");
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->task.task_id(), t2);
+  EXPECT_EQ(g->task.lease_epoch(), 4) << "copy 1, verify 2, the repair 3: past any old lease";
+  (void)t1;
+}
+
+TEST_P(TaskStoreContract, TheThrottleKeepsWhatIsNotGiven) {
+  TaskStore& store = harness_->store();
+  absl::StatusOr<std::optional<Throttle>> t = store.ReadThrottle();
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(t->has_value());
+  EXPECT_EQ((*t)->max_bytes_per_second, 0);
+  ASSERT_TRUE(store.SetThrottle(1000, std::nullopt).ok());
+  ASSERT_TRUE(store.SetThrottle(std::nullopt, 4).ok());
+  t = store.ReadThrottle();
+  EXPECT_EQ((*t)->max_bytes_per_second, 1000);
+  EXPECT_EQ((*t)->max_chunks_per_hypertable, 4);
+}
+
+}  // namespace backfill::testing

@@ -1,0 +1,185 @@
+// The TaskStore contract (coordinator/task_store_contract_test.cc) on PgTaskStore: the
+// statements the coordinator runs in the target, on the coordinator's clock, each test in a
+// fresh database of a throwaway PostgreSQL (no TimescaleDB needed: __backfill is plain SQL).
+// Also the schema's versions: a target staged before versions were kept is migrated, one from
+// a newer release is refused.
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "backfill_coordinator_sql.h"
+#include "backfill_worker_sql.h"
+#include "common/connection_pool.h"
+#include "coordinator/pg_task_store.h"
+#include "coordinator/task_store_contract.h"
+#include "tests/harness/pg_cluster.h"
+
+namespace backfill::testing {
+namespace {
+
+// One server for the suite, stopped when the process exits.
+PgCluster* Cluster() {
+  static const std::unique_ptr<PgCluster> cluster = []() -> std::unique_ptr<PgCluster> {
+    PgClusterOptions options;
+    options.preload_timescaledb = false;
+    options.name = "task-store";
+    absl::StatusOr<std::unique_ptr<PgCluster>> started = PgCluster::Start(options);
+    if (!started.ok()) {
+      ADD_FAILURE() << "cannot start PostgreSQL: " << started.status();
+      return nullptr;
+    }
+    return *std::move(started);
+  }();
+  return cluster.get();
+}
+
+std::unique_ptr<pg::Connection> Connect(const std::string& dsn) {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
+      pg::Connection::Open(dsn, "task-store-test", "target");
+  EXPECT_TRUE(conn.ok()) << conn.status();
+  return conn.ok() ? *std::move(conn) : nullptr;
+}
+
+// A fresh database per harness.
+std::string NewDatabase() {
+  static int n = 0;
+  const std::string name = absl::StrCat("store_", ++n);
+  absl::Status created = Cluster()->CreateDatabaseWithoutTimescale(name);
+  EXPECT_TRUE(created.ok()) << created;
+  return name;
+}
+
+class PgHarness : public StoreHarness {
+ public:
+  PgHarness()
+      : dsn_(Cluster()->Dsn(NewDatabase())),
+        admin_(Connect(dsn_)),
+        store_(std::make_shared<ConnectionPool>(dsn_, "task-store-test", "target")) {}
+
+  TaskStore& store() override { return store_; }
+  absl::Time start() const override { return absl::Now(); }
+
+  int64_t Add(const TaskSpec& spec) override {
+    absl::StatusOr<pg::Result> row = admin_->Exec(
+        "INSERT INTO __backfill.task (hypertable_schema, hypertable_name, chunk_schema, "
+        "chunk_name, target_chunk_schema, target_chunk_name, dimensions, time_column, "
+        "time_type, source_bytes) VALUES ($1, $2, $3, $4, $3, $4, '{\"time\": [0, 100]}', "
+        "'time', 'timestamp with time zone', $5::bigint) RETURNING task_id",
+        {spec.hypertable_schema, spec.hypertable_name, spec.chunk_schema, spec.chunk_name,
+         spec.source_bytes ? pg::Param(absl::StrCat(*spec.source_bytes)) : pg::Param()});
+    EXPECT_TRUE(row.ok()) << row.status();
+    return row.ok() ? row->GetInt(0, 0) : 0;
+  }
+  bool Complete(int64_t task_id, int64_t epoch, int64_t rows, int64_t bytes) override {
+    absl::StatusOr<pg::Result> row = admin_->Exec(
+        sql::kCompleteTask,
+        {absl::StrCat(task_id), absl::StrCat(epoch), absl::StrCat(rows), absl::StrCat(bytes), ""});
+    EXPECT_TRUE(row.ok()) << row.status();
+    return row.ok() && row->rows() == 1;
+  }
+  bool CompleteVerify(int64_t task_id, int64_t epoch, bool matches) override {
+    absl::StatusOr<pg::Result> row =
+        admin_->Exec(sql::kCompleteVerify,
+                     {absl::StrCat(task_id), absl::StrCat(epoch), matches ? "true" : "false",
+                      matches ? "{\"matches\": true}" : "{\"matches\": false}"});
+    EXPECT_TRUE(row.ok()) << row.status();
+    return row.ok() && row->rows() == 1;
+  }
+  TargetSession OpenSession() override {
+    std::unique_ptr<pg::Connection> conn = Connect(dsn_);
+    if (conn == nullptr) return {};
+    absl::StatusOr<pg::Result> row = conn->Exec(
+        "SELECT pid, backend_start::text FROM pg_catalog.pg_stat_activity "
+        "WHERE pid = pg_catalog.pg_backend_pid()");
+    EXPECT_TRUE(row.ok()) << row.status();
+    if (!row.ok()) return {};
+    TargetSession session{static_cast<int32_t>(row->GetInt(0, 0)), row->Get(0, 1)};
+    sessions_[session.pid] = std::move(conn);
+    return session;
+  }
+  void CloseSession(const TargetSession& session) override { sessions_.erase(session.pid); }
+  bool AwaitGone(const TargetSession& session) override {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (Alive(session)) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return true;
+  }
+  bool Alive(const TargetSession& session) override {
+    absl::StatusOr<pg::Result> row = admin_->Exec(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = $1::int "
+        "AND backend_start = $2::timestamptz",
+        {absl::StrCat(session.pid), session.start});
+    EXPECT_TRUE(row.ok()) << row.status();
+    return row.ok() && row->GetInt(0, 0) > 0;
+  }
+
+ private:
+  const std::string dsn_;
+  std::unique_ptr<pg::Connection> admin_;
+  PgTaskStore store_;
+  std::map<int32_t, std::unique_ptr<pg::Connection>> sessions_;
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Pg, TaskStoreContract,
+    ::testing::Values(StoreKind{"postgres",
+                                [] {
+                                  return Cluster() == nullptr ? nullptr
+                                                              : std::unique_ptr<StoreHarness>(
+                                                                    std::make_unique<PgHarness>());
+                                }}),
+    [](const ::testing::TestParamInfo<StoreKind>& info) { return info.param.name; });
+
+TEST(TaskSchemaTest, ATargetStagedBeforeVersionsIsMigratedAndANewerOneRefused) {
+  ASSERT_NE(Cluster(), nullptr);
+  const std::string dsn = Cluster()->Dsn(NewDatabase());
+  std::unique_ptr<pg::Connection> conn = Connect(dsn);
+  ASSERT_NE(conn, nullptr);
+  // The first release's table: no counts, no versions, a task done and one pending.
+  ASSERT_TRUE(
+      conn->ExecScript("CREATE SCHEMA __backfill;"
+                       "CREATE TABLE __backfill.task (task_id bigint GENERATED ALWAYS AS "
+                       "IDENTITY PRIMARY KEY, worked tstzrange, hypertable_schema name NOT NULL, "
+                       "hypertable_name name NOT NULL, chunk_schema name NOT NULL, chunk_name "
+                       "name NOT NULL, target_chunk_schema name NOT NULL, target_chunk_name name "
+                       "NOT NULL, dimensions jsonb NOT NULL, time_column name NOT NULL, time_type "
+                       "text NOT NULL, until_internal bigint, until_literal text, copy_message "
+                       "text, lease_epoch bigint NOT NULL DEFAULT 0, lease_holder text, "
+                       "lease_expires_at timestamptz, attempts integer NOT NULL DEFAULT 0, "
+                       "last_error text, rows_copied bigint, bytes_copied bigint, staged_at "
+                       "timestamptz NOT NULL DEFAULT now(), UNIQUE (chunk_schema, chunk_name));"
+                       "INSERT INTO __backfill.task (worked, hypertable_schema, hypertable_name, "
+                       "chunk_schema, chunk_name, target_chunk_schema, target_chunk_name, "
+                       "dimensions, time_column, time_type, rows_copied, bytes_copied) VALUES "
+                       "(tstzrange(now(), now()), 'public', 'm', 'i', 'c1', 'i', 'c1', '{}', "
+                       "'time', 'timestamptz', 5, 50), "
+                       "(NULL, 'public', 'm', 'i', 'c2', 'i', 'c2', '{}', 'time', 'timestamptz', "
+                       "NULL, NULL)")
+          .ok());
+  PgTaskStore store(std::make_shared<ConnectionPool>(dsn, "task-store-test", "target"));
+  ASSERT_TRUE(store.Migrate().ok());
+  EXPECT_EQ(conn->Exec(sql::kSchemaVersion)->GetInt(0, 0), kTaskSchemaVersion);
+  absl::StatusOr<TaskCounts> counts = store.Counts(Work::kCopy, 10, absl::Now());
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(counts->total, 2);
+  EXPECT_EQ(counts->done, 1);
+  EXPECT_EQ(counts->rows, 5);
+  absl::StatusOr<std::optional<Throttle>> throttle = store.ReadThrottle();
+  ASSERT_TRUE(throttle.ok() && throttle->has_value());
+  // Migrating again changes nothing.
+  ASSERT_TRUE(store.Migrate().ok());
+  EXPECT_EQ(store.Counts(Work::kCopy, 10, absl::Now())->total, 2);
+
+  ASSERT_TRUE(conn->Exec("UPDATE __backfill.schema_version SET version = 99").ok());
+  absl::Status refused = store.Migrate();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("version 99, written by a newer release"), std::string::npos)
+      << refused;
+  EXPECT_EQ(conn->Exec(sql::kSchemaVersion)->GetInt(0, 0), 99) << "nothing written";
+}
+
+}  // namespace
+}  // namespace backfill::testing
