@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -62,23 +63,23 @@ void LoadTasks(const std::string& dsn, int64_t count) {
         conn->Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
     if (!inserted.ok()) Die(std::string(inserted.status().message()));
   }
-  if (!conn->ExecScript("UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), "
-                        "rows_copied = 1, bytes_copied = 1 WHERE task_id % 2 = 0; "
-                        "VACUUM ANALYZE __backfill.task")
-           .ok()) {
-    Die("cannot mark half of the tasks done");
+  for (const char* statement :
+       {"UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 1, "
+        "bytes_copied = 1 WHERE task_id % 2 = 0",
+        "VACUUM ANALYZE __backfill.task"}) {
+    if (absl::Status s = conn->ExecScript(statement); !s.ok()) Die(std::string(s.message()));
   }
 }
 
 // Makes the tasks the bench completed pending again.
 void ResetCompleted(const std::string& dsn) {
   std::unique_ptr<pg::Connection> conn = ConnectOrDie(dsn);
-  if (!conn->ExecScript("UPDATE __backfill.task SET worked = NULL, rows_copied = NULL, "
-                        "bytes_copied = NULL, copy_message = NULL, lease_holder = NULL, "
-                        "lease_expires_at = NULL WHERE copy_message = 'bench'; "
-                        "VACUUM ANALYZE __backfill.task")
-           .ok()) {
-    Die("cannot reset the tasks");
+  for (const char* statement :
+       {"UPDATE __backfill.task SET worked = NULL, rows_copied = NULL, bytes_copied = NULL, "
+        "copy_message = NULL, lease_holder = NULL, lease_expires_at = NULL "
+        "WHERE copy_message = 'bench'",
+        "VACUUM ANALYZE __backfill.task"}) {
+    if (absl::Status s = conn->ExecScript(statement); !s.ok()) Die(std::string(s.message()));
   }
 }
 
@@ -161,6 +162,14 @@ class ScaleRun {
         if (!me.ok()) return;
         std::vector<double> mine;
         int64_t granted = 0;
+        // Workers out of step, as they are once copies of different sizes have run: a start
+        // within the first copy's time, and copies of 0.5 to 1.5 times copy_seconds.
+        std::mt19937 rng(static_cast<uint32_t>(i));
+        std::uniform_real_distribution<double> spread(0.5, 1.5);
+        if (copy_seconds > 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(
+              static_cast<int64_t>(copy_seconds * 1000 * (spread(rng) - 0.5))));
+        }
         while (!stop) {
           v1::LeaseTaskRequest ask;
           ask.set_worker_id(me->worker_id());
@@ -174,7 +183,7 @@ class ScaleRun {
           }
           if (idle_only) Die("the idle phase granted a task");
           ++granted;
-          Work(client, me->worker_id(), lease->task(), copy_seconds, i);
+          Work(client, me->worker_id(), lease->task(), copy_seconds * spread(rng), i);
         }
         std::lock_guard<std::mutex> lock(mu);
         millis.insert(millis.end(), mine.begin(), mine.end());

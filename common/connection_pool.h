@@ -1,5 +1,7 @@
 // A small pool of connections to one database, for a process that serves many short
-// requests (the coordinator). Broken connections are dropped, not returned.
+// requests (the coordinator). At most `max_connections` are open at once: a caller waits for
+// one to come back rather than open (and soon close) another, which costs the database a new
+// backend each time. Broken connections are dropped, not returned.
 //
 // Thread-safe.
 #pragma once
@@ -17,7 +19,9 @@ namespace backfill {
 
 class ConnectionPool {
  public:
-  ConnectionPool(std::string conninfo, std::string application_name, std::string role);
+  static constexpr int kDefaultMaxConnections = 4;
+  ConnectionPool(std::string conninfo, std::string application_name, std::string role,
+                 int max_connections = kDefaultMaxConnections);
 
   // A connection back in the pool when this handle goes out of scope.
   class Handle {
@@ -35,6 +39,8 @@ class ConnectionPool {
     std::unique_ptr<pg::Connection> conn_;
   };
 
+  // Waits while max_connections are in use. A caller must not hold one handle while it
+  // acquires another.
   absl::StatusOr<Handle> Acquire();
   const std::string& conninfo() const { return conninfo_; }
 
@@ -44,8 +50,10 @@ class ConnectionPool {
   const std::string conninfo_;
   const std::string application_name_;
   const std::string role_;
+  const int max_connections_;
   absl::Mutex mu_;
   std::vector<std::unique_ptr<pg::Connection>> idle_ ABSL_GUARDED_BY(mu_);
+  int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle or handed out
 };
 
 }  // namespace backfill

@@ -194,6 +194,31 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const std::vector
   return result;
 }
 
+absl::StatusOr<Result> Connection::ExecPrepared(absl::string_view sql,
+                                                const std::vector<Param>& params) {
+  std::string statement(sql);
+  auto it = prepared_.find(statement);
+  if (it == prepared_.end()) {
+    const std::string name = absl::StrCat("backfill_", prepared_.size() + 1);
+    pg_result* raw =
+        PQprepare(conn_, name.c_str(), statement.c_str(), static_cast<int>(params.size()), nullptr);
+    Result prepared(raw);
+    if (raw == nullptr) return ErrorFromConnection("prepare failed");
+    if (PQresultStatus(raw) != PGRES_COMMAND_OK) return ErrorFromResult(raw);
+    it = prepared_.emplace(std::move(statement), name).first;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  pg_result* raw = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                                  values.data(), nullptr, nullptr, 0);
+  Result result(raw);
+  if (raw == nullptr) return ErrorFromConnection("query failed");
+  ExecStatusType status = PQresultStatus(raw);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return ErrorFromResult(raw);
+  return result;
+}
+
 absl::Status Connection::ExecScript(absl::string_view sql) {
   std::string script(sql);
   if (PQsendQuery(conn_, script.c_str()) == 0) return ErrorFromConnection("query failed");

@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "common/rate_limiter.h"
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -78,6 +79,10 @@ class Connection {
 
   // One statement through the extended protocol with text parameters ($1, $2, ...).
   absl::StatusOr<Result> Exec(absl::string_view sql, const std::vector<Param>& params = {});
+  // Exec for a statement this session runs again and again (the coordinator's lease path):
+  // prepared once per session, so that later runs skip parsing and, once the server settles
+  // on a generic plan, planning. The statement's text is its identity. Not thread-safe.
+  absl::StatusOr<Result> ExecPrepared(absl::string_view sql, const std::vector<Param>& params);
   // One or more statements through the simple protocol; no parameters.
   absl::Status ExecScript(absl::string_view sql);
 
@@ -105,6 +110,8 @@ class Connection {
   pg_conn* conn_;
   pg_cancel* cancel_;
   std::string role_;
+  // Statements prepared in this session: text -> name.
+  absl::flat_hash_map<std::string, std::string> prepared_;
 };
 
 // Validates a connection string without connecting; the error names `role` and why.

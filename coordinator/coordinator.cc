@@ -71,6 +71,9 @@ void Coordinator::ReadThrottle(TaskStore& store) {
                                      " chunks per hypertable")
                       : "no cap on chunks per hypertable");
   }
+  if (throttle.max_chunks_per_hypertable != max_chunks_per_hypertable_) {
+    nothing_until_ = absl::InfinitePast();  // a different cap: maybe room now
+  }
   max_bytes_per_second_ = throttle.max_bytes_per_second;
   max_chunks_per_hypertable_ = throttle.max_chunks_per_hypertable;
 }
@@ -109,6 +112,11 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     return response;
   }
   const bool verify = job->work == v1::LeaseTaskResponse::VERIFY;
+  const absl::Time now = clock_.Now();
+  {
+    absl::MutexLock lock(&mu_);
+    if (now < nothing_until_) return response;
+  }
   LeaseRequest lease;
   lease.worker_id = request.worker_id();
   lease.work = WorkOf(*job);
@@ -118,10 +126,14 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     absl::MutexLock lock(&mu_);
     lease.max_per_hypertable = max_chunks_per_hypertable_;
   }
-  lease.now = clock_.Now();
+  lease.now = now;
   absl::StatusOr<std::optional<Grant>> granted = job->store->Lease(lease);
   if (!granted.ok()) return granted.status();
-  if (!granted->has_value()) return response;
+  if (!granted->has_value()) {
+    absl::MutexLock lock(&mu_);
+    nothing_until_ = std::max(nothing_until_, now + options_.progress_interval);
+    return response;
+  }
   Grant& grant = **granted;
   *response.mutable_task() = std::move(grant.task);
   const v1::Task& task = response.task();
@@ -188,6 +200,8 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   SawWorker(request.worker_id());
   // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
   if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
+  // A task given back, or a finished one making room under a cap.
+  MayHaveFreed();
   const LeaseRef lease{request.task_id(), request.lease_epoch(), request.worker_id()};
   if (request.outcome() == v1::ReportTaskRequest::ABORTED) {
     return store->ReleaseLease(lease).status();
@@ -215,6 +229,11 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   return absl::OkStatus();
 }
 
+void Coordinator::MayHaveFreed() {
+  absl::MutexLock lock(&mu_);
+  nothing_until_ = absl::InfinitePast();
+}
+
 void Coordinator::SweepLeases(TaskStore& store) {
   absl::StatusOr<Sweep> sweep = store.SweepLeases(clock_.Now());
   if (!sweep.ok()) {
@@ -222,6 +241,7 @@ void Coordinator::SweepLeases(TaskStore& store) {
     return;
   }
   if (sweep->released > 0) {
+    MayHaveFreed();
     LOG(WARNING) << "released " << sweep->released
                  << " leases whose holders' target sessions are gone";
   }
@@ -308,6 +328,7 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
               << " chunks the last verify found different";
     jobs_.ReopenedBeforeStart(job, static_cast<int64_t>(reopened.size()));
   }
+  MayHaveFreed();  // what an earlier job (or this one before re-opening) found is stale
   absl::StatusOr<v1::CopyProgress> last = Follow(job, std::move(reopened), emit);
   jobs_.Leave(job);
   if (!last.ok()) return last.status();
@@ -380,7 +401,12 @@ absl::StatusOr<v1::CopyProgress> Coordinator::Follow(
                                       ? "the client went away; no new chunks are leased"
                                       : "the client went away; no new verifications are leased");
     }
-    jobs_.AwaitEvents(job, events_before_read, options_.progress_interval);
+    // Every task still open needs a report to finish: until that many have come, the job
+    // cannot have ended, and the next read waits for the interval. (Waking on every report
+    // would read the counts as often as workers finish chunks.)
+    const int64_t open = counts->total - counts->done - counts->failed;
+    jobs_.AwaitEvents(job, events_before_read + static_cast<size_t>(open),
+                      options_.progress_interval);
   }
 }
 
@@ -408,6 +434,7 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
   absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto);
   if (!joined.ok()) return joined.status();
   std::shared_ptr<const Job> job = *std::move(joined);
+  MayHaveFreed();
   absl::StatusOr<v1::CopyProgress> last = Follow(job, {}, emit);
   jobs_.Leave(job);
   if (!last.ok()) return last.status();

@@ -128,6 +128,13 @@ class Coordinator {
   std::atomic<int64_t> workers_registered_{0};
   JobRegistry jobs_;
   absl::Mutex mu_;
+  // After a lease found nothing grantable, lease requests answer WAIT without asking the
+  // store until this time (one progress interval), unless a report or a sweep may have freed a
+  // task first: idle workers polling cost the target one statement per interval, not one per
+  // poll. What becomes grantable by expiry alone is granted at most an interval late.
+  absl::Time nothing_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Forgets nothing_until_: a task may be grantable now.
+  void MayHaveFreed();
   // The throttle as last read by a progress loop.
   int64_t max_bytes_per_second_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t max_chunks_per_hypertable_ ABSL_GUARDED_BY(mu_) = 0;

@@ -22,7 +22,12 @@ class GatedStore : public MemoryTaskStore {
     if (++calls_ == gated_call_) gate_.WaitForNotification();
     return MemoryTaskStore::Counts(work, max_attempts, now);
   }
+  absl::StatusOr<std::optional<Grant>> Lease(const LeaseRequest& request) override {
+    ++leases;
+    return MemoryTaskStore::Lease(request);
+  }
   void GateCall(int n) { gated_call_ = n; }
+  std::atomic<int> leases{0};  // Lease calls that reached the store
   void Open() { gate_.Notify(); }
 
  private:
@@ -306,6 +311,29 @@ TEST_F(CoordinatorTest, AStoppedTaskIsFreeAtOnceWithoutUsingAnAttempt) {
   AwaitDone(*run);
   EXPECT_EQ(run->Last().tasks_done(), 1);
   EXPECT_EQ(run->Last().tasks_failed(), 0);
+}
+
+TEST_F(CoordinatorTest, IdlePollsReachTheStoreOncePerIntervalUntilAReportMayHaveFreedATask) {
+  AddTask("m", "c1", 10);
+  std::unique_ptr<CopyRun> run = StartCopy();
+  const std::string w1 = Register("w1");
+  const std::string w2 = Register("w2");
+  v1::LeaseTaskResponse lease = LeaseWhenOpen(w1);
+  const int before = store_->leases;
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Lease(w2).kind(), v1::LeaseTaskResponse::WAIT);
+  EXPECT_EQ(store_->leases - before, 1) << "one look, then WAIT without asking";
+  clock_.Advance(options_.progress_interval);
+  EXPECT_EQ(Lease(w2).kind(), v1::LeaseTaskResponse::WAIT);
+  EXPECT_EQ(store_->leases - before, 2) << "an interval later, one more look";
+  // A failure gives the task back (after its back-off): the next poll looks at once.
+  ASSERT_TRUE(Report(w1, lease.task(), v1::ReportTaskRequest::FAILED, "lost", true).ok());
+  EXPECT_EQ(Lease(w2).kind(), v1::LeaseTaskResponse::WAIT);
+  EXPECT_EQ(store_->leases - before, 3);
+  clock_.Advance(absl::Milliseconds(600));
+  v1::LeaseTaskResponse again = Lease(w2);
+  ASSERT_EQ(again.kind(), v1::LeaseTaskResponse::TASK) << "granted when its back-off ended";
+  CopyAndReport(w2, again.task());
+  AwaitDone(*run);
 }
 
 TEST_F(CoordinatorTest, TheCapHoldsAcrossWorkers) {

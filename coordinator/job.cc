@@ -105,18 +105,18 @@ std::vector<v1::TaskEvent> JobRegistry::EventsFrom(const std::shared_ptr<const J
                                     s->events.end());
 }
 
-void JobRegistry::AwaitEvents(const std::shared_ptr<const Job>& job, size_t seen,
+void JobRegistry::AwaitEvents(const std::shared_ptr<const Job>& job, size_t count,
                               absl::Duration timeout) {
   struct Wait {
     JobRegistry* r;
     const Job* job;
-    size_t seen;
-  } wait{this, job.get(), seen};
+    size_t count;
+  } wait{this, job.get(), count};
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithTimeout(absl::Condition(
                            +[](Wait* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
                              return w->r->job_.get() != w->job ||
-                                    w->r->state_.events.size() > w->seen;
+                                    w->r->state_.events.size() >= w->count;
                            },
                            &wait),
                        timeout);

@@ -54,8 +54,8 @@ class JobRegistry {
   size_t EventCount(const std::shared_ptr<const Job>& job);
   // Events from `from` on.
   std::vector<v1::TaskEvent> EventsFrom(const std::shared_ptr<const Job>& job, size_t from);
-  // Waits up to `timeout` for the job to have more than `seen` events.
-  void AwaitEvents(const std::shared_ptr<const Job>& job, size_t seen, absl::Duration timeout);
+  // Waits up to `timeout` for the job to have at least `count` events.
+  void AwaitEvents(const std::shared_ptr<const Job>& job, size_t count, absl::Duration timeout);
   // Waits up to `timeout` until the job's done reports reach `count`.
   void AwaitDoneReports(const std::shared_ptr<const Job>& job, int64_t count,
                         absl::Duration timeout);

@@ -69,20 +69,23 @@ absl::StatusOr<pg::Result> PgTaskStore::Exec(absl::string_view sql,
                                              const std::vector<pg::Param>& params) {
   absl::StatusOr<ConnectionPool::Handle> conn = pool_->Acquire();
   if (!conn.ok()) return conn.status();
-  return (*conn)->Exec(sql, params);
+  // The same few statements, many times a second on each connection.
+  return (*conn)->ExecPrepared(sql, params);
 }
 
 absl::StatusOr<std::optional<Grant>> PgTaskStore::Lease(const LeaseRequest& request) {
   const bool verify = request.work == Work::kVerify;
+  const bool capped = !verify && request.max_per_hypertable > 0;
   std::vector<pg::Param> params = {request.worker_id, Millis(request.lease_timeout),
                                    absl::StrCat(request.max_attempts)};
-  if (!verify) params.emplace_back(absl::StrCat(request.max_per_hypertable));
+  if (capped) params.emplace_back(absl::StrCat(request.max_per_hypertable));
   params.emplace_back(TimestampParam(request.now));
   absl::StatusOr<pg::Result> row;
-  {
+  if (capped) {
     // Under a cap, grants take turns: two at once could both see room for one more.
-    std::optional<absl::MutexLock> serialized;
-    if (!verify && request.max_per_hypertable > 0) serialized.emplace(&capped_mu_);
+    absl::MutexLock serialized(&capped_mu_);
+    row = Exec(sql::kLeaseTaskCapped, params);
+  } else {
     row = Exec(verify ? sql::kLeaseVerifyTask : sql::kLeaseTask, params);
   }
   if (!row.ok()) return row.status();

@@ -125,10 +125,12 @@ absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& 
   if (!exists.ok()) return exists.status();
   if (!exists->GetBool(0, 0)) return absl::NotFoundError("the target has no __backfill schema");
   if (checks.planned_workers > 0) {
-    // Each worker holds one target connection; the coordinator a few more.
+    // Each worker holds one target connection; the coordinator its pool.
     if (absl::Status s = CheckConnectionRoom(
-            **conn, checks.planned_workers + 2,
-            absl::StrCat(parallelism, " (plus the coordinator's 2)"), &findings);
+            **conn, checks.planned_workers + ConnectionPool::kDefaultMaxConnections,
+            absl::StrCat(parallelism, " (plus the coordinator's ",
+                         ConnectionPool::kDefaultMaxConnections, ")"),
+            &findings);
         !s.ok()) {
       return s;
     }

@@ -1,48 +1,23 @@
 -- $1 worker id (text), $2 lease timeout in milliseconds (bigint), $3 max attempts (int),
--- $4 most chunks of one hypertable leased at once (int, 0: no cap), $5 now (timestamptz, the
--- coordinator's clock: leases are measured on it)
+-- $4 now (timestamptz, the coordinator's clock: leases are measured on it)
 -- Grants the next pending task whose lease is free or expired, bumping its epoch. Rows a
 -- worker holds KEY SHARE locks on are still grantable (NO KEY UPDATE does not conflict), so a
 -- re-grant never waits on a live or stopped worker; its commit is then fenced out by epoch.
--- With a cap, the hypertables under it come from the maintained counts and each offers its
--- best task (by index), so a grant costs the same at a million tasks as at a thousand, even
--- when every hypertable is at its cap.
-WITH capped AS (
-  SELECT c.task_id, c.source_bytes
-  FROM (SELECT DISTINCT hypertable_schema, hypertable_name FROM __backfill.task_count
-        WHERE total > done) h
-  CROSS JOIN LATERAL (
-    SELECT t.task_id, t.source_bytes
-    FROM __backfill.task t
-    WHERE t.hypertable_schema = h.hypertable_schema AND t.hypertable_name = h.hypertable_name
-      AND t.worked IS NULL
-      AND t.attempts < $3::int
-      AND (t.lease_expires_at IS NULL OR t.lease_expires_at < $5::timestamptz)
-    ORDER BY t.source_bytes DESC NULLS LAST, t.task_id
-    LIMIT 1) c
-  WHERE $4::int > 0
-    AND (SELECT count(*) FROM __backfill.task o
-         WHERE o.lease_expires_at > $5::timestamptz AND o.lease_holder IS NOT NULL
-           AND o.worked IS NULL
-           AND o.hypertable_schema = h.hypertable_schema
-           AND o.hypertable_name = h.hypertable_name) < $4::int
-), next AS (
+-- Under a per-hypertable cap, lease_task_capped.sql instead.
+WITH next AS (
   SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
          lease_backend_start AS previous_start
   FROM __backfill.task
   WHERE worked IS NULL
     AND attempts < $3::int
-    AND (lease_expires_at IS NULL OR lease_expires_at < $5::timestamptz)
-    AND ($4::int = 0
-         OR task_id = (SELECT task_id FROM capped
-                       ORDER BY source_bytes DESC NULLS LAST, task_id LIMIT 1))
+    AND (lease_expires_at IS NULL OR lease_expires_at < $4::timestamptz)
   ORDER BY source_bytes DESC NULLS LAST, task_id  -- largest first: a short tail
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED)
 UPDATE __backfill.task t
 SET lease_epoch = t.lease_epoch + 1,
     lease_holder = $1::text,
-    lease_expires_at = $5::timestamptz + $2::bigint * interval '1 millisecond',
+    lease_expires_at = $4::timestamptz + $2::bigint * interval '1 millisecond',
     lease_backend_pid = NULL,  -- the new holder reports its own session
     lease_backend_start = NULL
 FROM next

@@ -149,7 +149,7 @@ TEST_F(PlanTest, MissingPrivilegesAndConnectionRoomAreReportedAllAtOnce) {
   EXPECT_TRUE(
       absl::StrContains(crowded.err,
                         " more connections under max_connections, but --parallelism 250 (plus the "
-                        "coordinator's 2) needs 252\n"))
+                        "coordinator's 4) needs 254\n"))
       << crowded.err;
   EXPECT_TRUE(absl::EndsWith(crowded.err, "hint: lower --parallelism, or raise max_connections\n"))
       << crowded.err;
