@@ -63,10 +63,18 @@ void LoadTasks(const std::string& dsn, int64_t count) {
         conn->Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
     if (!inserted.ok()) Die(std::string(inserted.status().message()));
   }
+  // Half done, in one statement that recounts instead of counting row by row (as verify's
+  // reset does: migration 2).
   for (const char* statement :
-       {"UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 1, "
+       {"BEGIN", "SET LOCAL backfill.counts_by_statement = 'on'",
+        "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 1, "
         "bytes_copied = 1 WHERE task_id % 2 = 0",
-        "VACUUM ANALYZE __backfill.task"}) {
+        "DELETE FROM __backfill.task_count",
+        "INSERT INTO __backfill.task_count SELECT hypertable_schema, hypertable_name, "
+        "(task_id % 16)::int, count(*), count(worked), coalesce(sum(rows_copied), 0), "
+        "coalesce(sum(bytes_copied), 0), count(verified), "
+        "count(*) FILTER (WHERE verify_matches = false) FROM __backfill.task GROUP BY 1, 2, 3",
+        "COMMIT", "VACUUM ANALYZE __backfill.task"}) {
     if (absl::Status s = conn->ExecScript(statement); !s.ok()) Die(std::string(s.message()));
   }
 }

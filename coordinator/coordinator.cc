@@ -72,7 +72,7 @@ void Coordinator::ReadThrottle(TaskStore& store) {
                       : "no cap on chunks per hypertable");
   }
   if (throttle.max_chunks_per_hypertable != max_chunks_per_hypertable_) {
-    nothing_until_ = absl::InfinitePast();  // a different cap: maybe room now
+    ForgetNothingGrantable();  // a different cap: maybe room now
   }
   max_bytes_per_second_ = throttle.max_bytes_per_second;
   max_chunks_per_hypertable_ = throttle.max_chunks_per_hypertable;
@@ -115,7 +115,10 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   const absl::Time now = clock_.Now();
   {
     absl::MutexLock lock(&mu_);
-    if (now < nothing_until_) return response;
+    if (now < nothing_until_) {
+      if (freed_ <= 0) return response;
+      --freed_;
+    }
   }
   LeaseRequest lease;
   lease.worker_id = request.worker_id();
@@ -201,7 +204,7 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
   if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
   // A task given back, or a finished one making room under a cap.
-  MayHaveFreed();
+  MayHaveFreed(1);
   const LeaseRef lease{request.task_id(), request.lease_epoch(), request.worker_id()};
   if (request.outcome() == v1::ReportTaskRequest::ABORTED) {
     return store->ReleaseLease(lease).status();
@@ -229,9 +232,14 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
   return absl::OkStatus();
 }
 
-void Coordinator::MayHaveFreed() {
+void Coordinator::MayHaveFreed(int64_t n) {
   absl::MutexLock lock(&mu_);
+  if (nothing_until_ != absl::InfinitePast()) freed_ += n;
+}
+
+void Coordinator::ForgetNothingGrantable() {
   nothing_until_ = absl::InfinitePast();
+  freed_ = 0;
 }
 
 void Coordinator::SweepLeases(TaskStore& store) {
@@ -241,7 +249,7 @@ void Coordinator::SweepLeases(TaskStore& store) {
     return;
   }
   if (sweep->released > 0) {
-    MayHaveFreed();
+    MayHaveFreed(sweep->released);
     LOG(WARNING) << "released " << sweep->released
                  << " leases whose holders' target sessions are gone";
   }
@@ -328,7 +336,10 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
               << " chunks the last verify found different";
     jobs_.ReopenedBeforeStart(job, static_cast<int64_t>(reopened.size()));
   }
-  MayHaveFreed();  // what an earlier job (or this one before re-opening) found is stale
+  {
+    absl::MutexLock lock(&mu_);
+    ForgetNothingGrantable();  // what an earlier job (or this one before re-opening) found
+  }
   absl::StatusOr<v1::CopyProgress> last = Follow(job, std::move(reopened), emit);
   jobs_.Leave(job);
   if (!last.ok()) return last.status();
@@ -434,7 +445,10 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
   absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto);
   if (!joined.ok()) return joined.status();
   std::shared_ptr<const Job> job = *std::move(joined);
-  MayHaveFreed();
+  {
+    absl::MutexLock lock(&mu_);
+    ForgetNothingGrantable();
+  }
   absl::StatusOr<v1::CopyProgress> last = Follow(job, {}, emit);
   jobs_.Leave(job);
   if (!last.ok()) return last.status();

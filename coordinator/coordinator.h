@@ -129,12 +129,17 @@ class Coordinator {
   JobRegistry jobs_;
   absl::Mutex mu_;
   // After a lease found nothing grantable, lease requests answer WAIT without asking the
-  // store until this time (one progress interval), unless a report or a sweep may have freed a
-  // task first: idle workers polling cost the target one statement per interval, not one per
-  // poll. What becomes grantable by expiry alone is granted at most an interval late.
+  // store until this time (one progress interval), but for one request per task a report or a
+  // sweep may have freed meanwhile (`freed_`): idle workers polling cost the target one
+  // statement per interval, and workers waiting under a per-hypertable cap one per freed
+  // slot, not one per poll. What becomes grantable by expiry alone is granted at most an
+  // interval late.
   absl::Time nothing_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  // Forgets nothing_until_: a task may be grantable now.
-  void MayHaveFreed();
+  int64_t freed_ ABSL_GUARDED_BY(mu_) = 0;
+  // `n` tasks may have become grantable (reports, sweeps).
+  void MayHaveFreed(int64_t n);
+  // Anything may be grantable (a new job, a different cap).
+  void ForgetNothingGrantable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The throttle as last read by a progress loop.
   int64_t max_bytes_per_second_ ABSL_GUARDED_BY(mu_) = 0;
   int32_t max_chunks_per_hypertable_ ABSL_GUARDED_BY(mu_) = 0;

@@ -329,6 +329,8 @@ TEST_F(CoordinatorTest, IdlePollsReachTheStoreOncePerIntervalUntilAReportMayHave
   ASSERT_TRUE(Report(w1, lease.task(), v1::ReportTaskRequest::FAILED, "lost", true).ok());
   EXPECT_EQ(Lease(w2).kind(), v1::LeaseTaskResponse::WAIT);
   EXPECT_EQ(store_->leases - before, 3);
+  EXPECT_EQ(Lease(w2).kind(), v1::LeaseTaskResponse::WAIT);
+  EXPECT_EQ(store_->leases - before, 3) << "one look per task a report may have freed";
   clock_.Advance(absl::Milliseconds(600));
   v1::LeaseTaskResponse again = Lease(w2);
   ASSERT_EQ(again.kind(), v1::LeaseTaskResponse::TASK) << "granted when its back-off ended";

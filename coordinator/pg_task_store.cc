@@ -17,6 +17,8 @@ const std::vector<std::vector<absl::string_view>>& Migrations() {
       // 1: the layout of every release before versions were kept, reached from any of them
       // (each statement is idempotent), plus the counts and indexes of scale.
       {sql::kCreateSchema, sql::kCreateThrottle},
+      // 2: bulk updates of the task table may correct the counts themselves.
+      {sql::kMigration2},
   };
   return *migrations;
 }
@@ -48,7 +50,7 @@ std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Millisec
 
 }  // namespace
 
-static_assert(kTaskSchemaVersion == 1, "add the migration to Migrations()");
+static_assert(kTaskSchemaVersion == 2, "add the migration to Migrations()");
 
 std::string TimestampParam(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
@@ -251,9 +253,29 @@ absl::StatusOr<std::vector<std::string>> PgTaskStore::ReopenMismatched() {
 }
 
 absl::StatusOr<int64_t> PgTaskStore::ResetVerify() {
-  absl::StatusOr<pg::Result> reset = Exec(sql::kResetVerify);
-  if (!reset.ok()) return reset.status();
-  return reset->affected_rows();
+  // Every copied task at once: the counts are set in the same transaction, not row by row.
+  absl::StatusOr<ConnectionPool::Handle> conn = pool_->Acquire();
+  if (!conn.ok()) return conn.status();
+  pg::Connection& c = **conn;
+  int64_t reset = 0;
+  absl::Status s = [&]() -> absl::Status {
+    for (absl::string_view statement :
+         {absl::string_view("BEGIN"), sql::kLockTasks, sql::kCountsByStatement}) {
+      if (absl::StatusOr<pg::Result> r = c.Exec(statement); !r.ok()) return r.status();
+    }
+    absl::StatusOr<pg::Result> updated = c.Exec(sql::kResetVerify);
+    if (!updated.ok()) return updated.status();
+    reset = updated->affected_rows();
+    if (absl::StatusOr<pg::Result> r = c.Exec(sql::kZeroVerifiedCounts); !r.ok()) {
+      return r.status();
+    }
+    return c.Exec("COMMIT").status();
+  }();
+  if (!s.ok()) {
+    (void)c.Exec("ROLLBACK");
+    return s;
+  }
+  return reset;
 }
 
 absl::StatusOr<std::vector<VerifyRecord>> PgTaskStore::VerifyRecords() {

@@ -312,6 +312,12 @@ TEST_P(TaskStoreContract, VerifyLeasesCopiedTasksAndRepairReopensTheMismatches) 
   ASSERT_TRUE(g.has_value());
   EXPECT_EQ(g->task.task_id(), t2);
   EXPECT_EQ(g->task.lease_epoch(), 4) << "copy 1, verify 2, the repair 3: past any old lease";
+  // A new verify forgets every verification (and the counts with them).
+  ASSERT_EQ(*store.ResetVerify(), 1) << "c3 is the one copied task left";
+  counts = store.Counts(Work::kVerify, 3, clock_->Now());
+  EXPECT_EQ(counts->total, 1);
+  EXPECT_EQ(counts->done, 0);
+  EXPECT_EQ(counts->mismatches, 0);
   (void)t1;
 }
 
