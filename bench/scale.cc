@@ -42,6 +42,22 @@ std::unique_ptr<pg::Connection> ConnectOrDie(const std::string& dsn) {
   return *std::move(conn);
 }
 
+// Runs `update` (many tasks at once) with the counts recomputed in its transaction, as the
+// tool's own bulk statements do (migration 2): counted row by row it would take minutes.
+void BulkUpdate(pg::Connection& conn, const std::string& update) {
+  for (const std::string& statement :
+       {std::string("BEGIN"), std::string("SET LOCAL backfill.counts_by_statement = 'on'"), update,
+        std::string("DELETE FROM __backfill.task_count"),
+        std::string("INSERT INTO __backfill.task_count SELECT hypertable_schema, "
+                    "hypertable_name, (task_id % 16)::int, count(*), count(worked), "
+                    "coalesce(sum(rows_copied), 0), coalesce(sum(bytes_copied), 0), "
+                    "count(verified), count(*) FILTER (WHERE verify_matches = false) "
+                    "FROM __backfill.task GROUP BY 1, 2, 3"),
+        std::string("COMMIT"), std::string("VACUUM ANALYZE __backfill.task")}) {
+    if (absl::Status s = conn.ExecScript(statement); !s.ok()) Die(std::string(s.message()));
+  }
+}
+
 void LoadTasks(const std::string& dsn, int64_t count) {
   std::unique_ptr<pg::Connection> conn = ConnectOrDie(dsn);
   if (absl::Status s = MigrateTaskSchema(*conn); !s.ok()) Die(std::string(s.message()));
@@ -63,32 +79,18 @@ void LoadTasks(const std::string& dsn, int64_t count) {
         conn->Exec(sql::kInsertTasks, {absl::StrCat("[", absl::StrJoin(tasks, ","), "]")});
     if (!inserted.ok()) Die(std::string(inserted.status().message()));
   }
-  // Half done, in one statement that recounts instead of counting row by row (as verify's
-  // reset does: migration 2).
-  for (const char* statement :
-       {"BEGIN", "SET LOCAL backfill.counts_by_statement = 'on'",
-        "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 1, "
-        "bytes_copied = 1 WHERE task_id % 2 = 0",
-        "DELETE FROM __backfill.task_count",
-        "INSERT INTO __backfill.task_count SELECT hypertable_schema, hypertable_name, "
-        "(task_id % 16)::int, count(*), count(worked), coalesce(sum(rows_copied), 0), "
-        "coalesce(sum(bytes_copied), 0), count(verified), "
-        "count(*) FILTER (WHERE verify_matches = false) FROM __backfill.task GROUP BY 1, 2, 3",
-        "COMMIT", "VACUUM ANALYZE __backfill.task"}) {
-    if (absl::Status s = conn->ExecScript(statement); !s.ok()) Die(std::string(s.message()));
-  }
+  BulkUpdate(*conn,
+             "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 1, "
+             "bytes_copied = 1 WHERE task_id % 2 = 0");
 }
 
 // Makes the tasks the bench completed pending again.
 void ResetCompleted(const std::string& dsn) {
   std::unique_ptr<pg::Connection> conn = ConnectOrDie(dsn);
-  for (const char* statement :
-       {"UPDATE __backfill.task SET worked = NULL, rows_copied = NULL, bytes_copied = NULL, "
-        "copy_message = NULL, lease_holder = NULL, lease_expires_at = NULL "
-        "WHERE copy_message = 'bench'",
-        "VACUUM ANALYZE __backfill.task"}) {
-    if (absl::Status s = conn->ExecScript(statement); !s.ok()) Die(std::string(s.message()));
-  }
+  BulkUpdate(*conn,
+             "UPDATE __backfill.task SET worked = NULL, rows_copied = NULL, bytes_copied = NULL, "
+             "copy_message = NULL, lease_holder = NULL, lease_expires_at = NULL "
+             "WHERE copy_message = 'bench'");
 }
 
 // CPU seconds the target's backends (children of its postmaster) have used.
@@ -330,12 +332,16 @@ void ScaleFigures(PgCluster& cluster, PgCluster& target, const ScaleOptions& opt
               << std::endl;
     figures->Add(absl::StrCat("scale_", count, "_leases_per_second"), s.leases_per_second());
     // The tail: every pending task leased to a busy worker; the workers poll for more.
-    Exec(cluster, db,
-         "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]') WHERE worked IS NULL "
-         "AND task_id NOT IN (SELECT task_id FROM __backfill.task WHERE worked IS NULL ORDER BY "
-         "task_id LIMIT 256);"
-         "UPDATE __backfill.task SET lease_holder = 'busy', lease_epoch = lease_epoch + 1, "
-         "lease_expires_at = now() + interval '1 hour' WHERE worked IS NULL");
+    {
+      std::unique_ptr<pg::Connection> conn = ConnectOrDie(cluster.Dsn(db));
+      BulkUpdate(*conn,
+                 "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]') WHERE worked "
+                 "IS NULL AND task_id NOT IN (SELECT task_id FROM __backfill.task WHERE worked "
+                 "IS NULL ORDER BY task_id LIMIT 256)");
+      BulkUpdate(*conn,
+                 "UPDATE __backfill.task SET lease_holder = 'busy', lease_epoch = lease_epoch + "
+                 "1, lease_expires_at = now() + interval '1 hour' WHERE worked IS NULL");
+    }
     double cpu = 0;
     run.Run(0, 0, options.phase_seconds, /*idle_only=*/true, &cpu);
     std::cout << absl::StrFormat(

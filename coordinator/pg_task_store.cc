@@ -19,6 +19,8 @@ const std::vector<std::vector<absl::string_view>>& Migrations() {
       {sql::kCreateSchema, sql::kCreateThrottle},
       // 2: bulk updates of the task table may correct the counts themselves.
       {sql::kMigration2},
+      // 3: heartbeats update tasks in place; grants find free and expired tasks apart.
+      {sql::kMigration3},
   };
   return *migrations;
 }
@@ -50,7 +52,7 @@ std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Millisec
 
 }  // namespace
 
-static_assert(kTaskSchemaVersion == 2, "add the migration to Migrations()");
+static_assert(kTaskSchemaVersion == 3, "add the migration to Migrations()");
 
 std::string TimestampParam(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());

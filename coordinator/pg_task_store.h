@@ -16,7 +16,7 @@ namespace backfill {
 
 // The layout this release writes. Migration N (1-based) brings version N-1 to N; version 0 is
 // a target staged before versions were kept, whatever columns it has.
-inline constexpr int kTaskSchemaVersion = 2;
+inline constexpr int kTaskSchemaVersion = 3;
 
 // Creates __backfill or brings it to kTaskSchemaVersion, in one transaction that takes turns
 // with other migrations. FailedPrecondition when a newer release wrote a later version.

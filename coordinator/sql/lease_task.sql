@@ -3,17 +3,33 @@
 -- Grants the next pending task whose lease is free or expired, bumping its epoch. Rows a
 -- worker holds KEY SHARE locks on are still grantable (NO KEY UPDATE does not conflict), so a
 -- re-grant never waits on a live or stopped worker; its commit is then fenced out by epoch.
--- Under a per-hypertable cap, lease_task_capped.sql instead.
-WITH next AS (
-  SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
+-- Under a per-hypertable cap, lease_task_capped.sql instead. Leases expired are found apart
+-- from free tasks, so that the scan for the largest free task never walks past held ones.
+WITH free AS (  -- the largest task nobody holds (a failed one's back-off is an expiry)
+  SELECT task_id, source_bytes, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
          lease_backend_start AS previous_start
   FROM __backfill.task
-  WHERE worked IS NULL
+  WHERE worked IS NULL AND lease_holder IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < $4::timestamptz)
   ORDER BY source_bytes DESC NULLS LAST, task_id  -- largest first: a short tail
   LIMIT 1
-  FOR NO KEY UPDATE SKIP LOCKED)
+  FOR NO KEY UPDATE SKIP LOCKED
+), expired AS (  -- a task whose holder let its lease expire (few: found through who holds it)
+  SELECT task_id, source_bytes, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
+         lease_backend_start AS previous_start
+  FROM __backfill.task
+  WHERE worked IS NULL AND lease_holder IS NOT NULL
+    AND attempts < $3::int
+    AND lease_expires_at < $4::timestamptz
+  ORDER BY source_bytes DESC NULLS LAST, task_id
+  LIMIT 1
+  FOR NO KEY UPDATE SKIP LOCKED
+), next AS (
+  SELECT * FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) c
+  ORDER BY source_bytes DESC NULLS LAST, task_id
+  LIMIT 1
+)
 UPDATE __backfill.task t
 SET lease_epoch = t.lease_epoch + 1,
     lease_holder = $1::text,

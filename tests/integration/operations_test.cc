@@ -147,8 +147,10 @@ TEST_F(OperationsTest, ATaskTableFromAnEarlierReleaseGainsItsCountsAndCopies) {
   ExecTarget(
       "DROP TABLE __backfill.schema_version, __backfill.task_count;"
       "DROP FUNCTION __backfill.count_tasks() CASCADE;"
-      "DROP INDEX __backfill.task_pending_attempts_idx, __backfill.task_unverified_attempts_idx,"
-      " __backfill.task_leased_idx;"
+      "DROP INDEX IF EXISTS __backfill.task_pending_attempts_idx,"
+      " __backfill.task_unverified_attempts_idx, __backfill.task_leased_idx,"
+      " __backfill.task_held_idx, __backfill.task_verify_held_idx, __backfill.task_session_idx,"
+      " __backfill.task_free_size_idx, __backfill.task_verify_free_idx;"
       "UPDATE __backfill.task SET worked = tstzrange(now(), now(), '[]'), rows_copied = 0 "
       "WHERE task_id = (SELECT min(task_id) FROM __backfill.task)");
   ProcessResult r = Ctl({"copy", "--source", SourceDsn(), "--target", TargetDsn()});
