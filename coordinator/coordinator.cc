@@ -149,25 +149,6 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   const std::string chunk = DisplayName(task.source_chunk_schema(), task.source_chunk_name());
   jobs_.Granted(task.task_id(), chunk, task.hypertable_display());
   metrics_.lease_grants.Increment();
-  if (!grant.previous_holder.empty()) {
-    metrics_.lease_expiries.Increment();
-    LOG(WARNING) << "lease on chunk " << chunk << " (task " << task.task_id() << ") held by worker "
-                 << grant.previous_holder << " expired; granting it again";
-  }
-  if (grant.previous_session.has_value()) {
-    // Before the new holder starts, end the expired holder's target session: a stopped
-    // worker's open transaction would otherwise hold its row locks and block it.
-    absl::StatusOr<bool> ended = job->store->EndSession(*grant.previous_session);
-    if (!ended.ok()) {
-      // Best effort: without the right to end sessions, the old transaction ends when its
-      // connection does; the epoch fences its commit out either way.
-      LOG_EVERY_N(WARNING, 100) << "cannot end the session of an expired lease: "
-                                << ended.status().message();
-    } else if (*ended) {
-      LOG(WARNING) << "ended the target session of the expired lease on chunk " << chunk
-                   << " (task " << task.task_id() << ") held by worker " << grant.previous_holder;
-    }
-  }
   LOG(INFO) << (verify ? "leased verification of chunk " : "leased chunk ") << chunk << " (task "
             << task.task_id() << ", epoch " << task.lease_epoch() << ") to worker "
             << request.worker_id();
@@ -242,25 +223,39 @@ void Coordinator::ForgetNothingGrantable() {
   freed_ = 0;
 }
 
-void Coordinator::SweepLeases(TaskStore& store) {
-  absl::StatusOr<Sweep> sweep = store.SweepLeases(clock_.Now());
+void Coordinator::SweepLeases(TaskStore& store, Work work) {
+  absl::StatusOr<Sweep> sweep = store.SweepLeases(work, clock_.Now());
   if (!sweep.ok()) {
     LOG_EVERY_N(WARNING, 100) << "cannot sweep leases: " << sweep.status().message();
     return;
   }
   if (sweep->released > 0) {
-    MayHaveFreed(sweep->released);
     LOG(WARNING) << "released " << sweep->released
                  << " leases whose holders' target sessions are gone";
   }
-  for (const Sweep::Ended& e : sweep->ended) {
-    LOG(WARNING) << "ended the target session of the expired lease on chunk " << e.chunk
-                 << " (task " << e.task_id << ") held by worker " << e.holder;
+  for (const Sweep::Expired& e : sweep->expired) {
+    metrics_.lease_expiries.Increment();
+    LOG(WARNING) << "lease on chunk " << e.chunk << " (task " << e.task_id << ") held by worker "
+                 << e.holder << " expired; it can be granted again";
+    if (!e.session.has_value()) continue;
+    // A stopped worker's open transaction would hold its row locks and block the next
+    // holder: end its target session. Best effort: without the right to end sessions, the
+    // old transaction ends when its connection does; the epoch fences its commit out either
+    // way.
+    absl::StatusOr<bool> ended = store.EndSession(*e.session);
+    if (!ended.ok()) {
+      LOG_EVERY_N(WARNING, 100) << "cannot end the session of an expired lease: "
+                                << ended.status().message();
+    } else if (*ended) {
+      LOG(WARNING) << "ended the target session of the expired lease on chunk " << e.chunk
+                   << " (task " << e.task_id << ") held by worker " << e.holder;
+    }
   }
+  MayHaveFreed(sweep->released + static_cast<int64_t>(sweep->expired.size()));
 }
 
 absl::StatusOr<TaskCounts> Coordinator::ReadCounts(TaskStore& store, Work work) {
-  SweepLeases(store);
+  SweepLeases(store, work);
   ReadThrottle(store);
   const absl::Time now = clock_.Now();
   absl::StatusOr<TaskCounts> counts = store.Counts(work, options_.max_attempts, now);

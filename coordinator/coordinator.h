@@ -99,9 +99,10 @@ class Coordinator {
   absl::StatusOr<std::shared_ptr<TaskStore>> OpenStore(const v1::Databases& databases,
                                                        absl::string_view no_schema_message,
                                                        const JobChecks& checks);
-  // Releases leases whose holder's target session is gone, and ends the target sessions of
-  // expired leases; run from the progress loop. Problems are logged, not returned.
-  void SweepLeases(TaskStore& store);
+  // Releases leases whose holder's target session is gone, gives up expired leases of `work`
+  // and ends their holders' target sessions; run from the progress loop. Problems are
+  // logged, not returned.
+  void SweepLeases(TaskStore& store, Work work);
   // The job's counts (after a sweep and a throttle read), into the gauges.
   absl::StatusOr<TaskCounts> ReadCounts(TaskStore& store, Work work);
   // The progress loop of copy and verify: reads the counts every progress_interval (or at once

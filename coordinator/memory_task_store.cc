@@ -111,6 +111,7 @@ absl::StatusOr<std::optional<Grant>> MemoryTaskStore::Lease(const LeaseRequest& 
   int64_t best_id = 0;
   for (auto& [id, t] : tasks_) {
     if (verify ? (!t.worked || t.verified) : t.worked) continue;
+    if (!t.holder.empty()) continue;  // held (an expired lease is given up by a sweep)
     if (t.attempts >= request.max_attempts) continue;
     if (t.expires.has_value() && *t.expires >= request.now) continue;
     if (!verify && request.max_per_hypertable > 0 &&
@@ -126,10 +127,6 @@ absl::StatusOr<std::optional<Grant>> MemoryTaskStore::Lease(const LeaseRequest& 
   }
   if (best == nullptr) return std::nullopt;
   Grant grant;
-  grant.previous_holder = best->holder;
-  if (best->session_pid.has_value()) {
-    grant.previous_session = TargetSession{*best->session_pid, best->session_start};
-  }
   ++best->epoch;
   best->holder = request.worker_id;
   best->expires = request.now + request.lease_timeout;
@@ -204,7 +201,7 @@ absl::StatusOr<bool> MemoryTaskStore::EndSession(const TargetSession& session) {
   return true;
 }
 
-absl::StatusOr<Sweep> MemoryTaskStore::SweepLeases(absl::Time now) {
+absl::StatusOr<Sweep> MemoryTaskStore::SweepLeases(Work work, absl::Time now) {
   absl::MutexLock lock(&mu_);
   Sweep sweep;
   for (auto& [id, t] : tasks_) {
@@ -216,11 +213,15 @@ absl::StatusOr<Sweep> MemoryTaskStore::SweepLeases(absl::Time now) {
     }
   }
   for (auto& [id, t] : tasks_) {
-    if (!t.session_pid.has_value() || !t.expires.has_value() || *t.expires >= now) continue;
-    if (!Alive(*t.session_pid, t.session_start)) continue;
-    sessions_.erase(*t.session_pid);
-    sweep.ended.push_back(
-        Sweep::Ended{id, DisplayName(t.spec.chunk_schema, t.spec.chunk_name), t.holder});
+    const bool of_work = work == Work::kCopy ? !t.worked : t.worked && !t.verified;
+    if (!of_work || t.holder.empty() || !t.expires.has_value() || *t.expires >= now) continue;
+    Sweep::Expired e{id, DisplayName(t.spec.chunk_schema, t.spec.chunk_name), t.holder,
+                     std::nullopt};
+    if (t.session_pid.has_value()) e.session = TargetSession{*t.session_pid, t.session_start};
+    sweep.expired.push_back(std::move(e));
+    t.holder.clear();
+    t.session_pid.reset();
+    t.session_start.clear();
   }
   return sweep;
 }

@@ -108,16 +108,11 @@ absl::StatusOr<std::optional<Grant>> PgTaskStore::Lease(const LeaseRequest& requ
   task.set_time_type(row->Get(0, 9));
   task.set_cut(row->GetBool(0, 10));
   task.set_until_literal(row->Get(0, 11));
-  grant.previous_holder = row->Get(0, 12);
-  if (!row->IsNull(0, 13)) {
-    grant.previous_session =
-        TargetSession{static_cast<int32_t>(row->GetInt(0, 13)), row->Get(0, 14)};
-  }
-  task.set_from_literal(row->Get(0, 15));
-  task.set_hypertable_display(row->Get(0, 16));
+  task.set_from_literal(row->Get(0, 12));
+  task.set_hypertable_display(row->Get(0, 13));
   if (!verify) {
-    task.set_range_start_internal(row->GetInt(0, 17));
-    task.set_range_end_internal(row->GetInt(0, 18));
+    task.set_range_start_internal(row->GetInt(0, 14));
+    task.set_range_end_internal(row->GetInt(0, 15));
   }
   return grant;
 }
@@ -165,15 +160,20 @@ absl::StatusOr<bool> PgTaskStore::EndSession(const TargetSession& session) {
   return ended->rows() > 0 && ended->GetBool(0, 0);
 }
 
-absl::StatusOr<Sweep> PgTaskStore::SweepLeases(absl::Time now) {
+absl::StatusOr<Sweep> PgTaskStore::SweepLeases(Work work, absl::Time now) {
   Sweep sweep;
   absl::StatusOr<pg::Result> released = Exec(sql::kReleaseOrphanedLeases, {TimestampParam(now)});
   if (!released.ok()) return released.status();
   sweep.released = released->affected_rows();
-  absl::StatusOr<pg::Result> ended = Exec(sql::kEndExpiredSessions, {TimestampParam(now)});
-  if (!ended.ok()) return ended.status();
-  for (int i = 0; i < ended->rows(); ++i) {
-    sweep.ended.push_back(Sweep::Ended{ended->GetInt(i, 0), ended->Get(i, 1), ended->Get(i, 2)});
+  absl::StatusOr<pg::Result> expired = Exec(
+      work == Work::kVerify ? sql::kExpireVerifyLeases : sql::kExpireLeases, {TimestampParam(now)});
+  if (!expired.ok()) return expired.status();
+  for (int i = 0; i < expired->rows(); ++i) {
+    Sweep::Expired e{expired->GetInt(i, 0), expired->Get(i, 1), expired->Get(i, 2), std::nullopt};
+    if (!expired->IsNull(i, 3)) {
+      e.session = TargetSession{static_cast<int32_t>(expired->GetInt(i, 3)), expired->Get(i, 4)};
+    }
+    sweep.expired.push_back(std::move(e));
   }
   return sweep;
 }

@@ -37,7 +37,7 @@ class PgTaskStore : public TaskStore {
                                      bool retryable, int max_attempts, absl::Time now) override;
   absl::StatusOr<bool> ReleaseLease(const LeaseRef& lease) override;
   absl::StatusOr<bool> EndSession(const TargetSession& session) override;
-  absl::StatusOr<Sweep> SweepLeases(absl::Time now) override;
+  absl::StatusOr<Sweep> SweepLeases(Work work, absl::Time now) override;
 
   absl::StatusOr<TaskCounts> Counts(Work work, int max_attempts, absl::Time now) override;
   absl::StatusOr<std::vector<FailedTask>> FailedTasks(int max_attempts) override;

@@ -51,10 +51,6 @@ struct LeaseRequest {
 
 struct Grant {
   v1::Task task;  // with the new epoch
-  // The holder of an expired lease this grant took over ("" when the task was free), and its
-  // target session when it had reported one: to be ended before the new holder starts.
-  std::string previous_holder;
-  std::optional<TargetSession> previous_session;
 };
 
 // A job's tasks by state. For a verify job, total counts the copied tasks and done the
@@ -75,16 +71,18 @@ struct FailedTask {
   std::string error;
 };
 
-// What a sweep did: leases released because their holder's session is gone, and the sessions
-// of expired leases ended.
+// What a sweep did: leases released because their holder's session is gone, and leases that
+// expired given up (each with its holder and the target session it reported, to be ended: a
+// stopped worker's open transaction would hold its row locks).
 struct Sweep {
   int64_t released = 0;
-  struct Ended {
+  struct Expired {
     int64_t task_id = 0;
     std::string chunk;
     std::string holder;
+    std::optional<TargetSession> session;
   };
-  std::vector<Ended> ended;
+  std::vector<Expired> expired;
 };
 
 struct Throttle {
@@ -107,8 +105,9 @@ class TaskStore {
 
   // --- leases (every call of a worker goes through one of these) ---
   // The next grantable task for `request.work`, its epoch bumped; nullopt when none is.
-  // Copies: the largest pending task first; a task is grantable while its lease is free or
-  // expired (a failed task's back-off is an expiry) and its attempts are not used up.
+  // Copies: the largest pending task first; a task is grantable when nobody holds it (an
+  // expired lease is given up by SweepLeases first), its back-off after a failure is over and
+  // its attempts are not used up.
   virtual absl::StatusOr<std::optional<Grant>> Lease(const LeaseRequest& request) = 0;
   // Whether the lease is still the holder's; extends it to now + timeout when it runs, and
   // records the holder's target session (`backend_pid`) when given. A lease the holder
@@ -126,8 +125,9 @@ class TaskStore {
   virtual absl::StatusOr<bool> ReleaseLease(const LeaseRef& lease) = 0;
   // Ends a target session (an expired holder's); true when one was ended.
   virtual absl::StatusOr<bool> EndSession(const TargetSession& session) = 0;
-  // Releases leases whose holder's session is gone and ends the sessions of expired leases.
-  virtual absl::StatusOr<Sweep> SweepLeases(absl::Time now) = 0;
+  // Releases leases whose holder's session is gone (they expire now), then gives up the
+  // leases of `work` that expired.
+  virtual absl::StatusOr<Sweep> SweepLeases(Work work, absl::Time now) = 0;
 
   // --- progress ---
   virtual absl::StatusOr<TaskCounts> Counts(Work work, int max_attempts, absl::Time now) = 0;

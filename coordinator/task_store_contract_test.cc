@@ -75,8 +75,6 @@ TEST_P(TaskStoreContract, GrantsLargestFirstThenUnsizedAndBumpsTheEpoch) {
   std::vector<int64_t> order;
   while (std::optional<Grant> g = LeaseFor("w1")) {
     EXPECT_EQ(g->task.lease_epoch(), 1);
-    EXPECT_EQ(g->previous_holder, "");
-    EXPECT_FALSE(g->previous_session.has_value());
     EXPECT_EQ(g->task.hypertable_display(), "public.m");
     order.push_back(g->task.task_id());
   }
@@ -95,12 +93,20 @@ TEST_P(TaskStoreContract, AnExpiredLeaseIsGrantedAgainAndTheOldHolderIsFencedOut
   clock_->Advance(absl::Seconds(29));
   EXPECT_FALSE(LeaseFor("w2").has_value()) << "the lease still runs";
   clock_->Advance(absl::Seconds(2));
+  TaskStore& store = harness_->store();
+  EXPECT_FALSE(LeaseFor("w2").has_value()) << "expired, but held until a sweep gives it up";
+  absl::StatusOr<Sweep> sweep = store.SweepLeases(Work::kCopy, clock_->Now());
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->expired.size(), 1u);
+  EXPECT_EQ(sweep->expired[0].task_id, id);
+  EXPECT_EQ(sweep->expired[0].holder, "w1");
+  EXPECT_EQ(sweep->expired[0].chunk, "_timescaledb_internal.c1");
+  EXPECT_FALSE(sweep->expired[0].session.has_value()) << "w1 never reported one";
+  EXPECT_TRUE(store.SweepLeases(Work::kCopy, clock_->Now())->expired.empty()) << "once";
   std::optional<Grant> second = LeaseFor("w2");
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->task.task_id(), id);
   EXPECT_EQ(second->task.lease_epoch(), 2);
-  EXPECT_EQ(second->previous_holder, "w1");
-  TaskStore& store = harness_->store();
   EXPECT_FALSE(*store.HoldsLease(Ref(*first, "w1")));
   EXPECT_FALSE(*store.ExtendLease(Ref(*first, "w1"), timeout_, clock_->Now(), std::nullopt));
   EXPECT_FALSE(*store.RecordFailure(Ref(*first, "w1"), "late", true, 3, clock_->Now()));
@@ -188,7 +194,6 @@ TEST_P(TaskStoreContract, AGivenUpLeaseIsFreeAtOnceAndCountsNoAttempt) {
     std::optional<Grant> grant = LeaseFor("w1");
     ASSERT_TRUE(grant.has_value()) << "epoch " << epoch;
     EXPECT_EQ(grant->task.lease_epoch(), epoch);
-    EXPECT_EQ(grant->previous_holder, "") << "a released lease has no holder to take over from";
     ASSERT_TRUE(*harness_->store().ReleaseLease(Ref(*grant, "w1")));
   }
 }
@@ -223,25 +228,31 @@ TEST_P(TaskStoreContract, ASweepReleasesTheLeaseOfASessionThatIsGone) {
   TargetSession session = harness_->OpenSession();
   ASSERT_TRUE(
       *harness_->store().ExtendLease(Ref(*grant, "w1"), timeout_, clock_->Now(), session.pid));
-  absl::StatusOr<Sweep> sweep = harness_->store().SweepLeases(clock_->Now());
+  absl::StatusOr<Sweep> sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
   ASSERT_TRUE(sweep.ok());
   EXPECT_EQ(sweep->released, 0) << "its session is alive";
+  EXPECT_TRUE(sweep->expired.empty());
   EXPECT_FALSE(LeaseFor("w2").has_value());
   harness_->CloseSession(session);
   ASSERT_TRUE(harness_->AwaitGone(session));
-  sweep = harness_->store().SweepLeases(clock_->Now());
+  sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
   ASSERT_TRUE(sweep.ok());
   EXPECT_EQ(sweep->released, 1);
-  clock_->Advance(absl::Milliseconds(1));
+  EXPECT_TRUE(sweep->expired.empty()) << "the holder has until the next sweep to report";
+  // Its failure report still counts (an attempt, a back-off).
+  clock_->Advance(absl::Milliseconds(100));
+  EXPECT_FALSE(LeaseFor("w2").has_value());
+  sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
+  ASSERT_EQ(sweep->expired.size(), 1u) << "given up by the next sweep";
+  EXPECT_EQ(sweep->expired[0].holder, "w1");
+  EXPECT_FALSE(sweep->expired[0].session.has_value()) << "that session is gone already";
   std::optional<Grant> again = LeaseFor("w2");
-  ASSERT_TRUE(again.has_value()) << "granted without waiting for the expiry";
-  EXPECT_EQ(again->previous_holder, "w1");
-  EXPECT_FALSE(again->previous_session.has_value());
+  ASSERT_TRUE(again.has_value()) << "granted long before the lease's own expiry";
 }
 
-TEST_P(TaskStoreContract, TheSessionOfAnExpiredLeaseIsEndedBySweepOrByTheNextGrant) {
-  harness_->Add(Spec("m", "swept", 20));
-  harness_->Add(Spec("m", "granted", 10));
+TEST_P(TaskStoreContract, ASweepGivesUpExpiredLeasesWithTheSessionsToEnd) {
+  const int64_t a_id = harness_->Add(Spec("m", "a", 20));
+  const int64_t b_id = harness_->Add(Spec("m", "b", 10));
   TaskStore& store = harness_->store();
   std::optional<Grant> a = LeaseFor("w1");
   std::optional<Grant> b = LeaseFor("w2");
@@ -249,24 +260,40 @@ TEST_P(TaskStoreContract, TheSessionOfAnExpiredLeaseIsEndedBySweepOrByTheNextGra
   TargetSession sa = harness_->OpenSession();
   TargetSession sb = harness_->OpenSession();
   ASSERT_TRUE(*store.ExtendLease(Ref(*a, "w1"), timeout_, clock_->Now(), sa.pid));
+  clock_->Advance(absl::Seconds(20));
   ASSERT_TRUE(*store.ExtendLease(Ref(*b, "w2"), timeout_, clock_->Now(), sb.pid));
-  clock_->Advance(absl::Seconds(31));
-  // The next grant takes over the largest: it names the session to end.
-  std::optional<Grant> taken = LeaseFor("w3");
-  ASSERT_TRUE(taken.has_value());
-  EXPECT_EQ(taken->task.source_chunk_name(), "swept");
-  ASSERT_TRUE(taken->previous_session.has_value());
-  EXPECT_EQ(taken->previous_session->pid, sa.pid);
-  EXPECT_TRUE(*store.EndSession(*taken->previous_session));
+  clock_->Advance(absl::Seconds(11));  // a expired, b runs
+  absl::StatusOr<Sweep> sweep = store.SweepLeases(Work::kCopy, clock_->Now());
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->expired.size(), 1u);
+  EXPECT_EQ(sweep->expired[0].task_id, a_id);
+  EXPECT_EQ(sweep->expired[0].holder, "w1");
+  ASSERT_TRUE(sweep->expired[0].session.has_value());
+  EXPECT_EQ(sweep->expired[0].session->pid, sa.pid);
+  EXPECT_TRUE(harness_->Alive(sa)) << "the coordinator ends it, not the sweep";
+  EXPECT_TRUE(*store.EndSession(*sweep->expired[0].session));
   EXPECT_TRUE(harness_->AwaitGone(sa));
-  // The other expired lease's session goes with the sweep.
-  absl::StatusOr<Sweep> sweep = store.SweepLeases(clock_->Now());
-  ASSERT_TRUE(sweep.ok());
-  ASSERT_EQ(sweep->ended.size(), 1u);
-  EXPECT_EQ(sweep->ended[0].task_id, b->task.task_id());
-  EXPECT_EQ(sweep->ended[0].chunk, "_timescaledb_internal.granted");
-  EXPECT_EQ(sweep->ended[0].holder, "w2");
-  EXPECT_TRUE(harness_->AwaitGone(sb));
+  EXPECT_FALSE(*store.EndSession(*sweep->expired[0].session)) << "gone already";
+  EXPECT_TRUE(harness_->Alive(sb));
+  std::optional<Grant> again = LeaseFor("w3");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->task.task_id(), a_id);
+  EXPECT_FALSE(LeaseFor("w3").has_value()) << "b is still held";
+  // Verification leases are swept by a verify job's sweep, copies' by a copy job's.
+  ASSERT_TRUE(harness_->Complete(b_id, b->task.lease_epoch(), 1, 1));
+  ASSERT_TRUE(harness_->Complete(a_id, again->task.lease_epoch(), 1, 1));
+  ASSERT_EQ(*store.ResetVerify(), 2);
+  std::optional<Grant> v = LeaseFor("v", Work::kVerify);
+  ASSERT_TRUE(v.has_value());
+  clock_->Advance(absl::Seconds(31));
+  EXPECT_TRUE(store.SweepLeases(Work::kCopy, clock_->Now())->expired.empty());
+  sweep = store.SweepLeases(Work::kVerify, clock_->Now());
+  ASSERT_EQ(sweep->expired.size(), 1u);
+  EXPECT_EQ(sweep->expired[0].holder, "v");
+  std::optional<Grant> v2 = LeaseFor("v2", Work::kVerify);
+  ASSERT_TRUE(v2.has_value());
+  EXPECT_EQ(v2->task.task_id(), v->task.task_id());
+  harness_->CloseSession(sb);
 }
 
 TEST_P(TaskStoreContract, VerifyLeasesCopiedTasksAndRepairReopensTheMismatches) {

@@ -22,17 +22,16 @@ WITH leased AS (  -- the few tasks leased now, counted per hypertable in one pas
     SELECT t.task_id, t.source_bytes
     FROM __backfill.task t
     WHERE t.hypertable_schema = h.hypertable_schema AND t.hypertable_name = h.hypertable_name
-      AND t.worked IS NULL
+      AND t.worked IS NULL AND t.lease_holder IS NULL
       AND t.attempts < $3::int
       AND (t.lease_expires_at IS NULL OR t.lease_expires_at < $5::timestamptz)
     ORDER BY t.source_bytes DESC NULLS LAST, t.task_id
     LIMIT 1) c
   WHERE coalesce(l.n, 0) < $4::int
 ), next AS (
-  SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
-         lease_backend_start AS previous_start
+  SELECT task_id
   FROM __backfill.task
-  WHERE worked IS NULL
+  WHERE worked IS NULL AND lease_holder IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < $5::timestamptz)
     AND task_id = (SELECT task_id FROM capped
@@ -49,8 +48,7 @@ WHERE t.task_id = next.task_id
 RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.chunk_schema,
           t.chunk_name, t.target_chunk_schema, t.target_chunk_name, t.time_column, t.time_type,
           t.until_internal IS NOT NULL AS cut, coalesce(t.until_literal, '') AS until_literal,
-          coalesce(next.previous_holder, '') AS previous_holder, next.previous_pid,
-          next.previous_start, coalesce(t.from_literal, '') AS from_literal,
+          coalesce(t.from_literal, '') AS from_literal,
           coalesce(t.display_name, format('%I.%I', t.hypertable_schema, t.hypertable_name))
             AS display_name,
           greatest((t.dimensions -> t.time_column ->> 0)::bigint, t.from_internal) AS range_start,

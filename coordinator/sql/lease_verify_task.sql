@@ -2,10 +2,9 @@
 -- $4 now (timestamptz, the coordinator's clock)
 -- Like lease_task.sql, for the verification of a copied task.
 WITH next AS (
-  SELECT task_id, lease_holder AS previous_holder, lease_backend_pid AS previous_pid,
-         lease_backend_start AS previous_start
+  SELECT task_id
   FROM __backfill.task
-  WHERE worked IS NOT NULL AND verified IS NULL
+  WHERE worked IS NOT NULL AND verified IS NULL AND lease_holder IS NULL
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < $4::timestamptz)
   ORDER BY task_id
@@ -22,7 +21,6 @@ WHERE t.task_id = next.task_id
 RETURNING t.task_id, t.lease_epoch, t.hypertable_schema, t.hypertable_name, t.chunk_schema,
           t.chunk_name, t.target_chunk_schema, t.target_chunk_name, t.time_column, t.time_type,
           t.until_internal IS NOT NULL AS cut, coalesce(t.until_literal, '') AS until_literal,
-          coalesce(next.previous_holder, '') AS previous_holder, next.previous_pid,
-          next.previous_start, coalesce(t.from_literal, '') AS from_literal,
+          coalesce(t.from_literal, '') AS from_literal,
           coalesce(t.display_name, format('%I.%I', t.hypertable_schema, t.hypertable_name))
             AS display_name
