@@ -5,11 +5,12 @@
 namespace backfill {
 
 ConnectionPool::ConnectionPool(std::string conninfo, std::string application_name, std::string role,
-                               int max_connections)
+                               int max_connections, std::string session_setup)
     : conninfo_(std::move(conninfo)),
       application_name_(std::move(application_name)),
       role_(std::move(role)),
-      max_connections_(max_connections < 1 ? 1 : max_connections) {}
+      max_connections_(max_connections < 1 ? 1 : max_connections),
+      session_setup_(std::move(session_setup)) {}
 
 ConnectionPool::Handle::~Handle() {
   if (conn_ != nullptr && pool_ != nullptr) pool_->Release(std::move(conn_));
@@ -32,6 +33,9 @@ absl::StatusOr<ConnectionPool::Handle> ConnectionPool::Acquire() {
   }
   absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
       pg::Connection::Open(conninfo_, application_name_, role_);
+  if (conn.ok() && !session_setup_.empty()) {
+    if (absl::Status s = (*conn)->ExecScript(session_setup_); !s.ok()) conn = s;
+  }
   if (!conn.ok()) {
     absl::MutexLock lock(&mu_);
     --open_;

@@ -20,8 +20,9 @@ namespace backfill {
 class ConnectionPool {
  public:
   static constexpr int kDefaultMaxConnections = 4;
+  // `session_setup` (statements, e.g. SET ...) runs on each connection the pool opens.
   ConnectionPool(std::string conninfo, std::string application_name, std::string role,
-                 int max_connections = kDefaultMaxConnections);
+                 int max_connections = kDefaultMaxConnections, std::string session_setup = "");
 
   // A connection back in the pool when this handle goes out of scope.
   class Handle {
@@ -51,6 +52,7 @@ class ConnectionPool {
   const std::string application_name_;
   const std::string role_;
   const int max_connections_;
+  const std::string session_setup_;
   absl::Mutex mu_;
   std::vector<std::unique_ptr<pg::Connection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle or handed out

@@ -199,7 +199,7 @@ absl::StatusOr<Result> Connection::ExecPrepared(absl::string_view sql,
   std::string statement(sql);
   auto it = prepared_.find(statement);
   if (it == prepared_.end()) {
-    const std::string name = absl::StrCat("backfill_", prepared_.size() + 1);
+    const std::string name = absl::StrCat("backfill_", ++prepared_count_);
     pg_result* raw =
         PQprepare(conn_, name.c_str(), statement.c_str(), static_cast<int>(params.size()), nullptr);
     Result prepared(raw);
@@ -215,7 +215,18 @@ absl::StatusOr<Result> Connection::ExecPrepared(absl::string_view sql,
   Result result(raw);
   if (raw == nullptr) return ErrorFromConnection("query failed");
   ExecStatusType status = PQresultStatus(raw);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return ErrorFromResult(raw);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    absl::Status error = ErrorFromResult(raw);
+    // The session lost its prepared statements (DISCARD ALL, DEALLOCATE): prepare again.
+    if (SqlState(error) == "26000" && !retried_prepare_) {
+      prepared_.clear();
+      retried_prepare_ = true;
+      absl::StatusOr<Result> again = ExecPrepared(sql, params);
+      retried_prepare_ = false;
+      return again;
+    }
+    return error;
+  }
   return result;
 }
 

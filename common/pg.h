@@ -112,6 +112,8 @@ class Connection {
   std::string role_;
   // Statements prepared in this session: text -> name.
   absl::flat_hash_map<std::string, std::string> prepared_;
+  int64_t prepared_count_ = 0;  // names are never reused
+  bool retried_prepare_ = false;
 };
 
 // Validates a connection string without connecting; the error names `role` and why.

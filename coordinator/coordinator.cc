@@ -233,23 +233,14 @@ void Coordinator::SweepLeases(TaskStore& store, Work work) {
     LOG(WARNING) << "released " << sweep->released
                  << " leases whose holders' target sessions are gone";
   }
-  for (const Sweep::Expired& e : sweep->expired) {
+  for (const Sweep::Lease& e : sweep->ended) {
+    LOG(WARNING) << "ended the target session of the expired lease on chunk " << e.chunk
+                 << " (task " << e.task_id << ") held by worker " << e.holder;
+  }
+  for (const Sweep::Lease& e : sweep->expired) {
     metrics_.lease_expiries.Increment();
     LOG(WARNING) << "lease on chunk " << e.chunk << " (task " << e.task_id << ") held by worker "
                  << e.holder << " expired; it can be granted again";
-    if (!e.session.has_value()) continue;
-    // A stopped worker's open transaction would hold its row locks and block the next
-    // holder: end its target session. Best effort: without the right to end sessions, the
-    // old transaction ends when its connection does; the epoch fences its commit out either
-    // way.
-    absl::StatusOr<bool> ended = store.EndSession(*e.session);
-    if (!ended.ok()) {
-      LOG_EVERY_N(WARNING, 100) << "cannot end the session of an expired lease: "
-                                << ended.status().message();
-    } else if (*ended) {
-      LOG(WARNING) << "ended the target session of the expired lease on chunk " << e.chunk
-                   << " (task " << e.task_id << ") held by worker " << e.holder;
-    }
   }
   MayHaveFreed(sweep->released + static_cast<int64_t>(sweep->expired.size()));
 }

@@ -111,7 +111,9 @@ absl::StatusOr<std::optional<Grant>> MemoryTaskStore::Lease(const LeaseRequest& 
   int64_t best_id = 0;
   for (auto& [id, t] : tasks_) {
     if (verify ? (!t.worked || t.verified) : t.worked) continue;
-    if (!t.holder.empty()) continue;  // held (an expired lease is given up by a sweep)
+    // Held (an expired lease is given up by a sweep); a copied task still names its copy's
+    // holder, with no expiry, and is free to verify.
+    if (!t.holder.empty() && !(verify && !t.expires.has_value())) continue;
     if (t.attempts >= request.max_attempts) continue;
     if (t.expires.has_value() && *t.expires >= request.now) continue;
     if (!verify && request.max_per_hypertable > 0 &&
@@ -194,13 +196,6 @@ absl::StatusOr<bool> MemoryTaskStore::ReleaseLease(const LeaseRef& lease) {
   return true;
 }
 
-absl::StatusOr<bool> MemoryTaskStore::EndSession(const TargetSession& session) {
-  absl::MutexLock lock(&mu_);
-  if (!Alive(session.pid, session.start)) return false;
-  sessions_.erase(session.pid);
-  return true;
-}
-
 absl::StatusOr<Sweep> MemoryTaskStore::SweepLeases(Work work, absl::Time now) {
   absl::MutexLock lock(&mu_);
   Sweep sweep;
@@ -213,12 +208,17 @@ absl::StatusOr<Sweep> MemoryTaskStore::SweepLeases(Work work, absl::Time now) {
     }
   }
   for (auto& [id, t] : tasks_) {
+    if (!t.session_pid.has_value() || !t.expires.has_value() || *t.expires >= now) continue;
+    if (!Alive(*t.session_pid, t.session_start)) continue;
+    sessions_.erase(*t.session_pid);
+    sweep.ended.push_back(
+        Sweep::Lease{id, DisplayName(t.spec.chunk_schema, t.spec.chunk_name), t.holder});
+  }
+  for (auto& [id, t] : tasks_) {
     const bool of_work = work == Work::kCopy ? !t.worked : t.worked && !t.verified;
     if (!of_work || t.holder.empty() || !t.expires.has_value() || *t.expires >= now) continue;
-    Sweep::Expired e{id, DisplayName(t.spec.chunk_schema, t.spec.chunk_name), t.holder,
-                     std::nullopt};
-    if (t.session_pid.has_value()) e.session = TargetSession{*t.session_pid, t.session_start};
-    sweep.expired.push_back(std::move(e));
+    sweep.expired.push_back(
+        Sweep::Lease{id, DisplayName(t.spec.chunk_schema, t.spec.chunk_name), t.holder});
     t.holder.clear();
     t.session_pid.reset();
     t.session_start.clear();

@@ -26,6 +26,9 @@ const std::vector<std::vector<absl::string_view>>& Migrations() {
 }
 
 absl::Status MigrateInTransaction(pg::Connection& target) {
+  // Migrations wait for the task table however long it takes (the pool's sessions give up
+  // on locks after a while).
+  if (absl::Status s = target.ExecScript("SET LOCAL lock_timeout = 0"); !s.ok()) return s;
   if (absl::StatusOr<pg::Result> r = target.Exec(sql::kLockSchema); !r.ok()) return r.status();
   if (absl::Status s = target.ExecScript(sql::kCreateSchemaVersion); !s.ok()) return s;
   absl::StatusOr<pg::Result> row = target.Exec(sql::kSchemaVersion);
@@ -153,27 +156,23 @@ absl::StatusOr<bool> PgTaskStore::ReleaseLease(const LeaseRef& lease) {
   return released->affected_rows() > 0;
 }
 
-absl::StatusOr<bool> PgTaskStore::EndSession(const TargetSession& session) {
-  absl::StatusOr<pg::Result> ended =
-      Exec(sql::kEndSession, {absl::StrCat(session.pid), session.start});
-  if (!ended.ok()) return ended.status();
-  return ended->rows() > 0 && ended->GetBool(0, 0);
-}
-
 absl::StatusOr<Sweep> PgTaskStore::SweepLeases(Work work, absl::Time now) {
   Sweep sweep;
   absl::StatusOr<pg::Result> released = Exec(sql::kReleaseOrphanedLeases, {TimestampParam(now)});
   if (!released.ok()) return released.status();
   sweep.released = released->affected_rows();
+  absl::StatusOr<pg::Result> ended = Exec(sql::kEndExpiredSessions, {TimestampParam(now)});
+  if (!ended.ok()) return ended.status();
+  for (int i = 0; i < ended->rows(); ++i) {
+    if (!ended->GetBool(i, 3)) continue;
+    sweep.ended.push_back(Sweep::Lease{ended->GetInt(i, 0), ended->Get(i, 1), ended->Get(i, 2)});
+  }
   absl::StatusOr<pg::Result> expired = Exec(
       work == Work::kVerify ? sql::kExpireVerifyLeases : sql::kExpireLeases, {TimestampParam(now)});
   if (!expired.ok()) return expired.status();
   for (int i = 0; i < expired->rows(); ++i) {
-    Sweep::Expired e{expired->GetInt(i, 0), expired->Get(i, 1), expired->Get(i, 2), std::nullopt};
-    if (!expired->IsNull(i, 3)) {
-      e.session = TargetSession{static_cast<int32_t>(expired->GetInt(i, 3)), expired->Get(i, 4)};
-    }
-    sweep.expired.push_back(std::move(e));
+    sweep.expired.push_back(
+        Sweep::Lease{expired->GetInt(i, 0), expired->Get(i, 1), expired->Get(i, 2)});
   }
   return sweep;
 }
@@ -262,7 +261,8 @@ absl::StatusOr<int64_t> PgTaskStore::ResetVerify() {
   int64_t reset = 0;
   absl::Status s = [&]() -> absl::Status {
     for (absl::string_view statement :
-         {absl::string_view("BEGIN"), sql::kLockTasks, sql::kCountsByStatement}) {
+         {absl::string_view("BEGIN"), absl::string_view("SET LOCAL lock_timeout = 0"),
+          sql::kLockTasks, sql::kCountsByStatement}) {
       if (absl::StatusOr<pg::Result> r = c.Exec(statement); !r.ok()) return r.status();
     }
     absl::StatusOr<pg::Result> updated = c.Exec(sql::kResetVerify);

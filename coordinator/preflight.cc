@@ -118,7 +118,12 @@ absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& 
       }
     }
   }
-  auto pool = std::make_shared<ConnectionPool>(databases.target(), application_name, "target");
+  // A statement of the coordinator's that waits on a row a stopped worker's transaction
+  // holds (a heartbeat on its own task) gives up after a while instead of keeping one of the
+  // pool's few connections until that session is ended.
+  auto pool = std::make_shared<ConnectionPool>(databases.target(), application_name, "target",
+                                               ConnectionPool::kDefaultMaxConnections,
+                                               "SET lock_timeout = '5s'");
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
   absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);

@@ -71,18 +71,18 @@ struct FailedTask {
   std::string error;
 };
 
-// What a sweep did: leases released because their holder's session is gone, and leases that
-// expired given up (each with its holder and the target session it reported, to be ended: a
-// stopped worker's open transaction would hold its row locks).
+// What a sweep did: leases released because their holder's session is gone, the target
+// sessions of expired leases ended (a stopped worker's open transaction holds row locks the
+// next holder needs), and expired leases given up (free to be granted again).
 struct Sweep {
   int64_t released = 0;
-  struct Expired {
+  struct Lease {
     int64_t task_id = 0;
     std::string chunk;
     std::string holder;
-    std::optional<TargetSession> session;
   };
-  std::vector<Expired> expired;
+  std::vector<Lease> ended;    // sessions ended
+  std::vector<Lease> expired;  // leases given up
 };
 
 struct Throttle {
@@ -123,10 +123,9 @@ class TaskStore {
                                              bool retryable, int max_attempts, absl::Time now) = 0;
   // The holder gave the task up unfinished (rolled back): the lease ends, no attempt counted.
   virtual absl::StatusOr<bool> ReleaseLease(const LeaseRef& lease) = 0;
-  // Ends a target session (an expired holder's); true when one was ended.
-  virtual absl::StatusOr<bool> EndSession(const TargetSession& session) = 0;
-  // Releases leases whose holder's session is gone (they expire now), then gives up the
-  // leases of `work` that expired.
+  // Releases leases whose holder's session is gone (they expire now), ends the target
+  // sessions of expired leases, then gives up the leases of `work` that expired (a lease still
+  // locked by its holder's transaction waits for a later sweep).
   virtual absl::StatusOr<Sweep> SweepLeases(Work work, absl::Time now) = 0;
 
   // --- progress ---

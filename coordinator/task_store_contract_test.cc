@@ -101,7 +101,7 @@ TEST_P(TaskStoreContract, AnExpiredLeaseIsGrantedAgainAndTheOldHolderIsFencedOut
   EXPECT_EQ(sweep->expired[0].task_id, id);
   EXPECT_EQ(sweep->expired[0].holder, "w1");
   EXPECT_EQ(sweep->expired[0].chunk, "_timescaledb_internal.c1");
-  EXPECT_FALSE(sweep->expired[0].session.has_value()) << "w1 never reported one";
+  EXPECT_TRUE(sweep->ended.empty()) << "w1 never reported a session";
   EXPECT_TRUE(store.SweepLeases(Work::kCopy, clock_->Now())->expired.empty()) << "once";
   std::optional<Grant> second = LeaseFor("w2");
   ASSERT_TRUE(second.has_value());
@@ -245,12 +245,12 @@ TEST_P(TaskStoreContract, ASweepReleasesTheLeaseOfASessionThatIsGone) {
   sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
   ASSERT_EQ(sweep->expired.size(), 1u) << "given up by the next sweep";
   EXPECT_EQ(sweep->expired[0].holder, "w1");
-  EXPECT_FALSE(sweep->expired[0].session.has_value()) << "that session is gone already";
+  EXPECT_TRUE(sweep->ended.empty()) << "that session is gone already";
   std::optional<Grant> again = LeaseFor("w2");
   ASSERT_TRUE(again.has_value()) << "granted long before the lease's own expiry";
 }
 
-TEST_P(TaskStoreContract, ASweepGivesUpExpiredLeasesWithTheSessionsToEnd) {
+TEST_P(TaskStoreContract, ASweepEndsTheSessionsOfExpiredLeasesAndGivesThemUp) {
   const int64_t a_id = harness_->Add(Spec("m", "a", 20));
   const int64_t b_id = harness_->Add(Spec("m", "b", 10));
   TaskStore& store = harness_->store();
@@ -265,15 +265,13 @@ TEST_P(TaskStoreContract, ASweepGivesUpExpiredLeasesWithTheSessionsToEnd) {
   clock_->Advance(absl::Seconds(11));  // a expired, b runs
   absl::StatusOr<Sweep> sweep = store.SweepLeases(Work::kCopy, clock_->Now());
   ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->ended.size(), 1u);
+  EXPECT_EQ(sweep->ended[0].task_id, a_id);
+  EXPECT_EQ(sweep->ended[0].holder, "w1");
+  EXPECT_TRUE(harness_->AwaitGone(sa));
   ASSERT_EQ(sweep->expired.size(), 1u);
   EXPECT_EQ(sweep->expired[0].task_id, a_id);
   EXPECT_EQ(sweep->expired[0].holder, "w1");
-  ASSERT_TRUE(sweep->expired[0].session.has_value());
-  EXPECT_EQ(sweep->expired[0].session->pid, sa.pid);
-  EXPECT_TRUE(harness_->Alive(sa)) << "the coordinator ends it, not the sweep";
-  EXPECT_TRUE(*store.EndSession(*sweep->expired[0].session));
-  EXPECT_TRUE(harness_->AwaitGone(sa));
-  EXPECT_FALSE(*store.EndSession(*sweep->expired[0].session)) << "gone already";
   EXPECT_TRUE(harness_->Alive(sb));
   std::optional<Grant> again = LeaseFor("w3");
   ASSERT_TRUE(again.has_value());
@@ -346,6 +344,28 @@ TEST_P(TaskStoreContract, VerifyLeasesCopiedTasksAndRepairReopensTheMismatches) 
   EXPECT_EQ(counts->done, 0);
   EXPECT_EQ(counts->mismatches, 0);
   (void)t1;
+}
+
+TEST_P(TaskStoreContract, ACopyThatCommitsAfterVerifyBeganIsVerifiedToo) {
+  const int64_t early = harness_->Add(Spec("m", "early", 20));
+  const int64_t late = harness_->Add(Spec("m", "late", 10));
+  std::optional<Grant> e = LeaseFor("w1");
+  std::optional<Grant> l = LeaseFor("w2");
+  ASSERT_TRUE(e.has_value() && l.has_value());
+  ASSERT_TRUE(harness_->Complete(early, e->task.lease_epoch(), 1, 1));
+  TaskStore& store = harness_->store();
+  ASSERT_EQ(*store.ResetVerify(), 1);
+  // w2's copy was still running (a copy stopped with one Ctrl-C) and commits now.
+  ASSERT_TRUE(harness_->Complete(late, l->task.lease_epoch(), 1, 1));
+  std::vector<int64_t> verified;
+  while (std::optional<Grant> g = LeaseFor("v", Work::kVerify)) {
+    verified.push_back(g->task.task_id());
+    ASSERT_TRUE(harness_->CompleteVerify(g->task.task_id(), g->task.lease_epoch(), true));
+  }
+  EXPECT_EQ(verified, (std::vector<int64_t>{early, late}));
+  absl::StatusOr<TaskCounts> counts = store.Counts(Work::kVerify, 3, clock_->Now());
+  EXPECT_EQ(counts->total, 2);
+  EXPECT_EQ(counts->done, 2) << "nothing left that no lease can reach";
 }
 
 TEST_P(TaskStoreContract, TheThrottleKeepsWhatIsNotGiven) {

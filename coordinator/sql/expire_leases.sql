@@ -1,10 +1,10 @@
 -- $1 now (timestamptz, the coordinator's clock)
 -- Leases on copies that expired are given up: the task is free to be granted again (the
 -- grant then bumps the epoch, which fences the old holder out). Run by the progress loop's
--- sweep; the few held tasks are found through task_held_idx. Returns each with the
--- holder and the target session it had reported, which the coordinator ends.
+-- sweep, after end_expired_sessions.sql; the few held tasks are found through
+-- task_held_idx. A row still locked by a holder's transaction is left for a later sweep.
 WITH expired AS (
-  SELECT t.task_id, t.lease_holder, t.lease_backend_pid, t.lease_backend_start
+  SELECT t.task_id, t.lease_holder
   FROM __backfill.task t
   WHERE t.lease_holder IS NOT NULL AND t.worked IS NULL
     AND t.lease_expires_at < $1::timestamptz
@@ -13,5 +13,4 @@ UPDATE __backfill.task t
 SET lease_holder = NULL, lease_backend_pid = NULL, lease_backend_start = NULL
 FROM expired e
 WHERE t.task_id = e.task_id
-RETURNING t.task_id, format('%I.%I', t.chunk_schema, t.chunk_name), e.lease_holder,
-          e.lease_backend_pid, e.lease_backend_start
+RETURNING t.task_id, format('%I.%I', t.chunk_schema, t.chunk_name), e.lease_holder

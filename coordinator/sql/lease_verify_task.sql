@@ -4,7 +4,10 @@
 WITH next AS (
   SELECT task_id
   FROM __backfill.task
-  WHERE worked IS NOT NULL AND verified IS NULL AND lease_holder IS NULL
+  WHERE worked IS NOT NULL AND verified IS NULL
+    -- nobody holds it; or its copy's holder does, whose completion cleared the expiry (a copy
+    -- that committed after verify reset the holders)
+    AND (lease_holder IS NULL OR lease_expires_at IS NULL)
     AND attempts < $3::int
     AND (lease_expires_at IS NULL OR lease_expires_at < $4::timestamptz)
   ORDER BY task_id

@@ -183,3 +183,24 @@ TEST(TaskSchemaTest, ATargetStagedBeforeVersionsIsMigratedAndANewerOneRefused) {
 
 }  // namespace
 }  // namespace backfill::testing
+
+namespace backfill::testing {
+namespace {
+
+TEST(PreparedStatementTest, ASessionThatLostItsPreparedStatementsPreparesThemAgain) {
+  ASSERT_NE(Cluster(), nullptr);
+  std::unique_ptr<pg::Connection> conn = Connect(Cluster()->Dsn("postgres"));
+  ASSERT_NE(conn, nullptr);
+  absl::StatusOr<pg::Result> first = conn->ExecPrepared("SELECT $1::int + 1", {"1"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->GetInt(0, 0), 2);
+  ASSERT_TRUE(conn->ExecScript("DEALLOCATE ALL").ok());
+  absl::StatusOr<pg::Result> again = conn->ExecPrepared("SELECT $1::int + 1", {"41"});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->GetInt(0, 0), 42);
+  absl::StatusOr<pg::Result> bad = conn->ExecPrepared("SELECT $1::int", {"x"});
+  EXPECT_FALSE(bad.ok()) << "an error of the statement itself is returned, not retried";
+}
+
+}  // namespace
+}  // namespace backfill::testing
