@@ -8,32 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "common/catalog.h"
+#include "common/pg.h"
 #include "common/quote.h"
-#include "worker/chunk_copier.h"
-#include "worker/chunk_verifier.h"
+#include "worker/pg_task_executor.h"
 
 namespace backfill {
-
-namespace {
-
-// The fields a copy and a verification of the same leased task share.
-template <typename Spec>
-void FillFromTask(const v1::Task& task, Spec* spec) {
-  spec->task_id = task.task_id();
-  spec->lease_epoch = task.lease_epoch();
-  spec->source_chunk_schema = task.source_chunk_schema();
-  spec->source_chunk_name = task.source_chunk_name();
-  spec->target_chunk_schema = task.target_chunk_schema();
-  spec->target_chunk_name = task.target_chunk_name();
-  spec->time_column = task.time_column();
-  spec->time_type = task.time_type();
-  spec->cut = task.cut();
-  spec->until_literal = task.until_literal();
-  spec->from_literal = task.from_literal();
-}
-
-}  // namespace
 
 std::string DefaultWorkerName() {
   char host[256] = {};
@@ -53,13 +32,22 @@ std::shared_ptr<WorkerMetrics> PrivateMetrics() {
   return std::shared_ptr<WorkerMetrics>(owned, &owned->metrics);
 }
 
+std::unique_ptr<TaskExecutor> DefaultExecutor(const WorkerOptions& options) {
+  return std::make_unique<PgTaskExecutor>(PgTaskExecutorOptions{
+      .source_override = options.source_override,
+      .target_override = options.target_override,
+      .application_name = options.application_name,
+  });
+}
+
 }  // namespace
 
 Worker::Worker(WorkerOptions options, CoordinatorClient* client,
-               std::shared_ptr<WorkerMetrics> metrics)
+               std::shared_ptr<WorkerMetrics> metrics, std::unique_ptr<TaskExecutor> executor)
     : options_(std::move(options)),
       client_(client),
-      metrics_(metrics != nullptr ? std::move(metrics) : PrivateMetrics()) {}
+      metrics_(metrics != nullptr ? std::move(metrics) : PrivateMetrics()),
+      executor_(executor != nullptr ? std::move(executor) : DefaultExecutor(options_)) {}
 
 void Worker::SetRate(int64_t bytes_per_second) {
   if (limiter_.rate() == bytes_per_second) return;
@@ -105,8 +93,7 @@ bool Worker::Abort(absl::Duration timeout) {
   // A cancel lands only on a statement that is running: repeat it until the task gives up.
   while (!idle()) {
     if (absl::Now() >= deadline) return false;
-    if (task_target_ != nullptr) task_target_->Cancel();
-    if (task_source_ != nullptr) task_source_->Cancel();
+    if (in_task_) executor_->Cancel();
     mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Milliseconds(20));
   }
   return true;
@@ -185,53 +172,6 @@ void Worker::RunLoop() {
   }
 }
 
-absl::Status Worker::EnsureConnections(const v1::Databases& databases) {
-  const std::string& source =
-      options_.source_override.empty() ? databases.source() : options_.source_override;
-  const std::string& target =
-      options_.target_override.empty() ? databases.target() : options_.target_override;
-  bool reconnected = false;
-  if (source_ == nullptr || !source_->ok() || source != source_conninfo_) {
-    reconnected = true;
-    source_.reset();
-    absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
-        pg::Connection::Open(source, options_.application_name, "source");
-    if (!conn.ok()) return conn.status();
-    source_ = *std::move(conn);
-    source_conninfo_ = source;
-  }
-  if (target_ == nullptr || !target_->ok() || target != target_conninfo_) {
-    reconnected = true;
-    target_.reset();
-    absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
-        pg::Connection::Open(target, options_.application_name, "target");
-    if (!conn.ok()) return conn.status();
-    target_ = *std::move(conn);
-    target_conninfo_ = target;
-    absl::StatusOr<bool> superuser = IsSuperuser(*target_);
-    if (!superuser.ok()) return superuser.status();
-    target_superuser_ = *superuser;
-    absl::StatusOr<std::string> skip = SkipInvalidationStatement(*target_);
-    if (!skip.ok()) return skip.status();
-    skip_invalidation_ = *std::move(skip);
-    if (skip_invalidation_.empty()) {
-      LOG(WARNING) << "worker " << worker_id_
-                   << ": this target cannot keep backfilled rows out of its continuous-aggregate "
-                      "invalidation log; the next refresh will re-materialize their ranges";
-    }
-  }
-  if (reconnected) {
-    // Either side may have been upgraded since the copy began: check again on every new
-    // session, and keep none that failed the check so the next task checks again.
-    if (absl::Status s = CheckVersions(*source_, *target_); !s.ok()) {
-      source_.reset();
-      target_.reset();
-      return s;
-    }
-  }
-  return absl::OkStatus();
-}
-
 void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   const v1::Task& task = lease.task();
   const std::string chunk = DisplayName(task.source_chunk_schema(), task.source_chunk_name());
@@ -240,7 +180,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   report.set_task_id(task.task_id());
   report.set_lease_epoch(task.lease_epoch());
 
-  absl::Status connected = EnsureConnections(lease.databases());
+  absl::Status connected = executor_->Connect(lease.databases());
   if (!connected.ok()) {
     LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << ": " << connected.message();
     report.set_outcome(v1::ReportTaskRequest::FAILED);
@@ -253,14 +193,13 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
 
   {
     absl::MutexLock lock(&mu_);
-    task_source_ = source_.get();
-    task_target_ = target_.get();
+    in_task_ = true;
   }
   // Heartbeats keep the lease while the chunk copies. A lost lease cancels the statement in
   // progress; the fence would refuse the commit anyway, this only stops wasted work sooner.
   absl::Notification done;
   std::atomic<bool> lease_lost{false};
-  const int backend_pid = target_->backend_pid();
+  const int backend_pid = executor_->TargetBackendPid();
   std::thread heartbeat([&] {
     // The first beat goes at once: it tells the coordinator which target session holds the
     // lease.
@@ -279,7 +218,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
         LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
                      << " was lost; abandoning it";
         lease_lost = true;
-        target_->Cancel();
+        executor_->Cancel();
         return;
       }
     }
@@ -288,11 +227,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   if (lease.work() == v1::LeaseTaskResponse::COPY) SetRate(lease.max_bytes_per_second());
   absl::Time start = absl::Now();
   metrics_->busy.Increment();
-  if (lease.work() == v1::LeaseTaskResponse::VERIFY) {
-    VerifyTask(lease, chunk, &report);
-  } else {
-    CopyTask(lease, chunk, &report);
-  }
+  executor_->Run(lease, &limiter_, &report);
   metrics_->busy.Decrement();
   done.Notify();
   heartbeat.join();
@@ -306,19 +241,7 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   const absl::Duration took = absl::Now() - start;
   report.set_duration_ms(absl::ToInt64Milliseconds(took));
   RecordMetrics(report, took);
-  if (report.outcome() == v1::ReportTaskRequest::FAILED) {
-    LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << " failed: " << report.error();
-  } else if (report.outcome() == v1::ReportTaskRequest::FENCED) {
-    LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
-                 << " was re-granted; nothing committed";
-  } else if (report.outcome() == v1::ReportTaskRequest::ABORTED) {
-    LOG(WARNING) << "worker " << worker_id_ << ": copy of " << chunk << " aborted; rolled back";
-  } else {
-    LOG(INFO) << "worker " << worker_id_ << ": "
-              << (report.outcome() == v1::ReportTaskRequest::VERIFIED ? "verified" : "copied")
-              << " chunk " << chunk << " (" << report.rows() << " rows, " << report.bytes()
-              << " bytes) in " << absl::FormatDuration(took);
-  }
+  LogOutcome(chunk, report, took);
   absl::Status reported = client_->ReportTask(report);
   if (!reported.ok()) {
     // The commit (or rollback) already happened; the report only feeds progress.
@@ -328,80 +251,43 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   {
     // Only now is the task over for Abort(): its lease is released too.
     absl::MutexLock lock(&mu_);
-    task_source_ = nullptr;
-    task_target_ = nullptr;
+    in_task_ = false;
   }
   if (report.outcome() == v1::ReportTaskRequest::FAILED) SleepUnlessStopped(options_.retry_delay);
   if (++tasks_on_connections_ >= options_.reconnect_every) {
     LOG(INFO) << "worker " << worker_id_ << ": reconnecting after " << tasks_on_connections_
               << " tasks";
-    source_.reset();
-    target_.reset();
+    executor_->Disconnect();
     tasks_on_connections_ = 0;
   }
 }
 
-void Worker::CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
-                      v1::ReportTaskRequest* report) {
-  const v1::Task& task = lease.task();
-  CopySpec spec;
-  FillFromTask(task, &spec);
-  spec.skip_invalidation = skip_invalidation_;
-  spec.target_superuser = target_superuser_;
-  spec.range_start = task.range_start_internal();
-  spec.range_end = task.range_end_internal();
-  // Carried only where the copy's own writes stay out of the target's log: the threshold the
-  // carry raises would log them, and the next refresh would redo the copied range.
-  spec.carry_invalidations = target_superuser_ && !skip_invalidation_.empty();
-  spec.limiter = &limiter_;
-  absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
-  if (!outcome.ok()) {
-    report->set_outcome(v1::ReportTaskRequest::FAILED);
-    report->set_error(std::string(outcome.status().message()));
-    report->set_retryable(pg::IsRetryable(outcome.status()));
-    return;
-  }
-  switch (outcome->kind) {
-    case CopyOutcome::Kind::kCopied:
-      report->set_outcome(v1::ReportTaskRequest::COPIED);
-      break;
-    case CopyOutcome::Kind::kSourceMissing:
+void Worker::LogOutcome(const std::string& chunk, const v1::ReportTaskRequest& report,
+                        absl::Duration took) {
+  switch (report.outcome()) {
+    case v1::ReportTaskRequest::FAILED:
+      LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk
+                   << " failed: " << report.error();
+      return;
+    case v1::ReportTaskRequest::FENCED:
+      LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
+                   << " was re-granted; nothing committed";
+      return;
+    case v1::ReportTaskRequest::ABORTED:
+      LOG(WARNING) << "worker " << worker_id_ << ": copy of " << chunk << " aborted; rolled back";
+      return;
+    case v1::ReportTaskRequest::SOURCE_MISSING:
       LOG(WARNING) << "worker " << worker_id_ << ": source chunk " << chunk
                    << " no longer exists; skipped";
-      report->set_outcome(v1::ReportTaskRequest::SOURCE_MISSING);
-      break;
-    case CopyOutcome::Kind::kFenced:
-      report->set_outcome(v1::ReportTaskRequest::FENCED);
+      return;
+    default:
       break;
   }
-  report->set_rows(outcome->rows);
-  report->set_bytes(outcome->bytes);
-}
-
-void Worker::VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
-                        v1::ReportTaskRequest* report) {
-  const v1::Task& task = lease.task();
-  VerifySpec spec;
-  FillFromTask(task, &spec);
-  spec.hypertable_schema = task.hypertable_schema();
-  spec.hypertable_name = task.hypertable_name();
-  spec.hypertable_display = task.hypertable_display();
-  spec.row_hash = lease.row_hash();
-  absl::StatusOr<VerifyOutcome> outcome = VerifyChunk(*source_, *target_, spec);
-  if (!outcome.ok()) {
-    report->set_outcome(v1::ReportTaskRequest::FAILED);
-    report->set_error(std::string(outcome.status().message()));
-    report->set_retryable(pg::IsRetryable(outcome.status()));
-    return;
-  }
-  if (outcome->fenced) {
-    report->set_outcome(v1::ReportTaskRequest::FENCED);
-    return;
-  }
-  report->set_outcome(v1::ReportTaskRequest::VERIFIED);
-  report->set_matches(outcome->report.matches());
-  report->set_rows(outcome->report.source_rows());
-  if (!outcome->report.matches()) {
+  const bool verified = report.outcome() == v1::ReportTaskRequest::VERIFIED;
+  LOG(INFO) << "worker " << worker_id_ << ": " << (verified ? "verified" : "copied") << " chunk "
+            << chunk << " (" << report.rows() << " rows, " << report.bytes() << " bytes) in "
+            << absl::FormatDuration(took);
+  if (verified && !report.matches()) {
     LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << " differs";
   }
 }

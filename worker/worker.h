@@ -1,5 +1,6 @@
 // The worker loop: lease a task from the coordinator, copy it, heartbeat while copying,
-// report, repeat. Stateless: everything it knows comes with the lease.
+// report, repeat. Stateless: everything it knows comes with the lease. The work itself, and
+// the database sessions it runs on, belong to a TaskExecutor (task_executor.h).
 //
 // Thread-safety: Run() on one thread; Stop() from any thread.
 #pragma once
@@ -10,10 +11,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/pg.h"
 #include "common/rate_limiter.h"
 #include "worker/coordinator_client.h"
 #include "worker/metrics.h"
+#include "worker/task_executor.h"
 
 namespace backfill {
 
@@ -34,9 +35,10 @@ struct WorkerOptions {
 class Worker {
  public:
   // `metrics` may be shared by several workers in one process; null: metrics are kept in a
-  // registry nobody reads.
+  // registry nobody reads. `executor` null: a PgTaskExecutor with the options' overrides.
   Worker(WorkerOptions options, CoordinatorClient* client,
-         std::shared_ptr<WorkerMetrics> metrics = nullptr);
+         std::shared_ptr<WorkerMetrics> metrics = nullptr,
+         std::unique_ptr<TaskExecutor> executor = nullptr);
 
   // Leases and copies tasks until Stop(). A task in progress is finished first.
   void Run();
@@ -54,13 +56,9 @@ class Worker {
   // Sleeps up to `d`; false when Stop() was called meanwhile.
   bool SleepUnlessStopped(absl::Duration d);
   void RunTask(const v1::LeaseTaskResponse& lease);
-  // The work itself, on the worker's connections; the outcome goes into `report`.
-  void CopyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
-                v1::ReportTaskRequest* report);
-  void VerifyTask(const v1::LeaseTaskResponse& lease, const std::string& chunk,
-                  v1::ReportTaskRequest* report);
-  absl::Status EnsureConnections(const v1::Databases& databases);
   void RecordMetrics(const v1::ReportTaskRequest& report, absl::Duration took);
+  void LogOutcome(const std::string& chunk, const v1::ReportTaskRequest& report,
+                  absl::Duration took);
 
   const WorkerOptions options_;
   CoordinatorClient* const client_;
@@ -68,12 +66,7 @@ class Worker {
   std::string worker_id_;
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
 
-  std::string source_conninfo_;
-  std::string target_conninfo_;
-  std::unique_ptr<pg::Connection> source_;
-  std::unique_ptr<pg::Connection> target_;
-  std::string skip_invalidation_;  // for the current target connection
-  bool target_superuser_ = false;  // the current target session may write the catalog
+  const std::unique_ptr<TaskExecutor> executor_;
   int tasks_on_connections_ = 0;
   // Paces copies to the coordinator's share of --max-rate; updated by lease and heartbeats.
   RateLimiter limiter_;
@@ -84,9 +77,8 @@ class Worker {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool aborting_ ABSL_GUARDED_BY(mu_) = false;
   bool running_ ABSL_GUARDED_BY(mu_) = false;  // inside Run()
-  // The connections of the task in progress, for Abort(); null between tasks.
-  pg::Connection* task_source_ ABSL_GUARDED_BY(mu_) = nullptr;
-  pg::Connection* task_target_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The executor is running a task: Abort() cancels it.
+  bool in_task_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // host:pid, for worker names.

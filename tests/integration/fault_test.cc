@@ -16,7 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "proto/credentials.h"
 #include "tests/integration/fixture.h"
+#include "worker/grpc_coordinator_client.h"
 
 namespace backfill::testing {
 namespace {
@@ -449,15 +451,48 @@ TEST_F(InterruptTest, CtrlCInClusterModeStopsNewLeasesAndWorkersFinishTheirChunk
   std::optional<int> code = copy->WaitFor(60000);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 130) << ReadFile(copy->log_path());
-  // The workers finish what they hold, then get no new leases.
+  // The workers finish what they hold, then get no new leases: a worker the test plays asks
+  // the coordinator for one, and is told to wait however often it asks.
+  GrpcCoordinatorClient probe(address_, "", *ClientCredentials(TlsFiles{}));
+  v1::RegisterWorkerRequest hello;
+  hello.set_worker_name("probe");
+  absl::StatusOr<v1::RegisterWorkerResponse> registered = probe.RegisterWorker(hello);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  v1::LeaseTaskRequest ask;
+  ask.set_worker_id(registered->worker_id());
+  auto probe_waits = [&] {
+    absl::StatusOr<v1::LeaseTaskResponse> lease = probe.LeaseTask(ask);
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    EXPECT_NE(lease->kind(), v1::LeaseTaskResponse::TASK) << lease->task().source_chunk_name();
+    return lease.ok() && lease->kind() != v1::LeaseTaskResponse::TASK;
+  };
+  // The coordinator notices the copy went away on its next progress tick, after the client
+  // has left: a chunk granted in between is given back untouched.
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<v1::LeaseTaskResponse> lease = probe.LeaseTask(ask);
+    if (!lease.ok() || lease->kind() != v1::LeaseTaskResponse::TASK) return lease.ok();
+    v1::ReportTaskRequest back;
+    back.set_worker_id(registered->worker_id());
+    back.set_task_id(lease->task().task_id());
+    back.set_lease_epoch(lease->task().lease_epoch());
+    back.set_outcome(v1::ReportTaskRequest::ABORTED);
+    EXPECT_TRUE(probe.ReportTask(back).ok());
+    return false;
+  }));
   ASSERT_TRUE(WaitFor([&] {
     return TargetValue(
                "SELECT count(*) FROM __backfill.task WHERE worked IS NULL AND "
-               "lease_expires_at > now()") == "0";
+               "lease_holder IS NOT NULL") == "0";
   }));
-  std::this_thread::sleep_for(milliseconds(1000));
   const std::string worked = TargetValue("SELECT count(worked) FROM __backfill.task");
-  std::this_thread::sleep_for(milliseconds(1500));
+  ASSERT_TRUE(probe_waits());
+  // The workers, stopped, have nothing more to commit: what was worked when they went idle is
+  // all there is, and the copy had not finished.
+  for (const std::unique_ptr<BackgroundProcess>& worker : workers_) {
+    ASSERT_TRUE(worker->Signal(SIGTERM));
+    ASSERT_TRUE(worker->WaitFor(60000).has_value()) << ReadFile(worker->log_path());
+  }
+  ASSERT_TRUE(probe_waits());
   EXPECT_EQ(TargetValue("SELECT count(worked) FROM __backfill.task"), worked);
   EXPECT_NE(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NULL"), "0");
   ExpectOnlyFinishedChunksCommitted();

@@ -1,0 +1,46 @@
+// The production TaskExecutor: one source and one target session, kept across tasks, on which
+// tasks are copied (chunk_copier.h) and verified (chunk_verifier.h).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/pg.h"
+#include "worker/task_executor.h"
+
+namespace backfill {
+
+struct PgTaskExecutorOptions {
+  // When set, used instead of the connection strings the coordinator hands out.
+  std::string source_override;
+  std::string target_override;
+  std::string application_name = "backfill-worker";
+};
+
+class PgTaskExecutor : public TaskExecutor {
+ public:
+  explicit PgTaskExecutor(PgTaskExecutorOptions options);
+
+  absl::Status Connect(const v1::Databases& databases) override;
+  int TargetBackendPid() const override;
+  void Run(const v1::LeaseTaskResponse& lease, RateLimiter* limiter,
+           v1::ReportTaskRequest* report) override;
+  void Cancel() override;
+  void Disconnect() override;
+
+ private:
+  void Copy(const v1::LeaseTaskResponse& lease, RateLimiter* limiter,
+            v1::ReportTaskRequest* report);
+  void Verify(const v1::LeaseTaskResponse& lease, v1::ReportTaskRequest* report);
+
+  const PgTaskExecutorOptions options_;
+  std::string source_conninfo_;
+  std::string target_conninfo_;
+  // Replaced only by Connect and Disconnect, never while Run is in progress: Cancel reads them.
+  std::unique_ptr<pg::Connection> source_;
+  std::unique_ptr<pg::Connection> target_;
+  std::string skip_invalidation_;  // for the current target session
+  bool target_superuser_ = false;  // the current target session may write the catalog
+};
+
+}  // namespace backfill
