@@ -1,5 +1,7 @@
 #include "ctl/progress.h"
 
+#include "common/json.h"
+
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -110,13 +112,26 @@ std::string RenderBar(const std::string& verb, const ProgressCounts& counts, con
 
 std::string ProgressJson(const ProgressCounts& counts, const RateMeter& rate) {
   std::optional<absl::Duration> eta = rate.Eta(counts);
-  return absl::StrFormat(
-      "{\"event\":\"progress\",\"chunks_total\":%d,\"chunks_done\":%d,\"chunks_failed\":%d,"
-      "\"chunks_in_progress\":%d,\"rows\":%d,\"bytes\":%d,\"rows_per_second\":%.1f,"
-      "\"bytes_per_second\":%.1f,\"eta_seconds\":%s}",
-      counts.total, counts.done, counts.failed, counts.leased, counts.rows, counts.bytes,
-      rate.RowsPerSecond(), rate.BytesPerSecond(),
-      eta.has_value() ? absl::StrCat(absl::ToInt64Seconds(*eta)) : "null");
+  JsonWriter w;
+  w.BeginObject()
+      .Field("event", "progress")
+      .Field("chunks_total", counts.total)
+      .Field("chunks_done", counts.done)
+      .Field("chunks_failed", counts.failed)
+      .Field("chunks_in_progress", counts.leased)
+      .Field("rows", counts.rows)
+      .Field("bytes", counts.bytes)
+      .Key("rows_per_second")
+      .Fixed(rate.RowsPerSecond(), 1)
+      .Key("bytes_per_second")
+      .Fixed(rate.BytesPerSecond(), 1)
+      .Key("eta_seconds");
+  if (eta.has_value()) {
+    w.Int(absl::ToInt64Seconds(*eta));
+  } else {
+    w.Null();
+  }
+  return w.EndObject().str();
 }
 
 ProgressDisplay::ProgressDisplay(ProgressStyle style, std::string verb, std::ostream& out,

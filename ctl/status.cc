@@ -29,12 +29,16 @@ void Add(HypertableStatus* sum, const HypertableStatus& h) {
   sum->differ += h.differ;
 }
 
-std::string CountsJson(const HypertableStatus& h) {
-  return absl::StrCat("\"total_chunks\":", h.total, ",\"finished_chunks\":", h.finished,
-                      ",\"pending_chunks\":", h.pending, ",\"in_progress\":", h.in_progress,
-                      ",\"failing\":", h.failing, ",\"rows_copied\":", h.rows,
-                      ",\"bytes_copied\":", h.bytes, ",\"verified\":", h.verified,
-                      ",\"verify_differences\":", h.differ);
+void CountsJson(const HypertableStatus& h, JsonWriter* w) {
+  w->Field("total_chunks", h.total)
+      .Field("finished_chunks", h.finished)
+      .Field("pending_chunks", h.pending)
+      .Field("in_progress", h.in_progress)
+      .Field("failing", h.failing)
+      .Field("rows_copied", h.rows)
+      .Field("bytes_copied", h.bytes)
+      .Field("verified", h.verified)
+      .Field("verify_differences", h.differ);
 }
 
 }  // namespace
@@ -160,38 +164,57 @@ std::string FormatStatusText(const MigrationStatus& status) {
 }
 
 std::string FormatStatusJson(const MigrationStatus& status) {
-  std::string out = "{\"hypertables\":[";
-  for (size_t i = 0; i < status.hypertables.size(); ++i) {
-    const HypertableStatus& h = status.hypertables[i];
-    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"hypertable_schema\":", JsonQuote(h.schema),
-                    ",\"hypertable_name\":", JsonQuote(h.name),
-                    ",\"display_name\":", JsonQuote(h.display), ",", CountsJson(h), "}");
+  JsonWriter w;
+  w.BeginObject().Key("hypertables").BeginArray();
+  for (const HypertableStatus& h : status.hypertables) {
+    w.BeginObject()
+        .Field("hypertable_schema", h.schema)
+        .Field("hypertable_name", h.name)
+        .Field("display_name", h.display);
+    CountsJson(h, &w);
+    w.EndObject();
   }
-  absl::StrAppend(&out, "],\"totals\":{", CountsJson(status.totals), "},\"leases\":[");
-  for (size_t i = 0; i < status.leases.size(); ++i) {
-    const LeaseStatus& l = status.leases[i];
-    absl::StrAppendFormat(&out,
-                          "%s{\"worker\":%s,\"chunk\":%s,\"work\":%s,\"epoch\":%d,"
-                          "\"expires_in_seconds\":%.1f}",
-                          i == 0 ? "" : ",", JsonQuote(l.worker), JsonQuote(l.chunk),
-                          JsonQuote(l.work), l.epoch, l.expires_in_seconds);
+  w.EndArray().Key("totals").BeginObject();
+  CountsJson(status.totals, &w);
+  w.EndObject().Key("leases").BeginArray();
+  for (const LeaseStatus& l : status.leases) {
+    w.BeginObject()
+        .Field("worker", l.worker)
+        .Field("chunk", l.chunk)
+        .Field("work", l.work)
+        .Field("epoch", l.epoch)
+        .Key("expires_in_seconds")
+        .Fixed(l.expires_in_seconds, 1)
+        .EndObject();
   }
-  absl::StrAppend(&out, "],\"failing\":[");
-  for (size_t i = 0; i < status.failing.size(); ++i) {
-    const FailingChunk& f = status.failing[i];
-    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"chunk\":", JsonQuote(f.chunk),
-                    ",\"hypertable\":", JsonQuote(f.hypertable), ",\"attempts\":", f.attempts,
-                    ",\"error\":", JsonQuote(f.error), "}");
+  w.EndArray().Key("failing").BeginArray();
+  for (const FailingChunk& f : status.failing) {
+    w.BeginObject()
+        .Field("chunk", f.chunk)
+        .Field("hypertable", f.hypertable)
+        .Field("attempts", f.attempts)
+        .Field("error", f.error)
+        .EndObject();
   }
-  absl::StrAppendFormat(&out,
-                        "],\"throughput\":{\"window_seconds\":%.1f,\"chunks_per_second\":%.3f,"
-                        "\"rows_per_second\":%.1f,\"bytes_per_second\":%.1f},\"eta_seconds\":%s}",
-                        status.window_seconds, status.chunks_per_second, status.rows_per_second,
-                        status.bytes_per_second,
-                        status.eta_seconds.has_value()
-                            ? absl::StrFormat("%.0f", *status.eta_seconds)
-                            : std::string("null"));
-  return out;
+  w.EndArray()
+      .Key("throughput")
+      .BeginObject()
+      .Key("window_seconds")
+      .Fixed(status.window_seconds, 1)
+      .Key("chunks_per_second")
+      .Fixed(status.chunks_per_second, 3)
+      .Key("rows_per_second")
+      .Fixed(status.rows_per_second, 1)
+      .Key("bytes_per_second")
+      .Fixed(status.bytes_per_second, 1)
+      .EndObject()
+      .Key("eta_seconds");
+  if (status.eta_seconds.has_value()) {
+    w.Fixed(*status.eta_seconds, 0);
+  } else {
+    w.Null();
+  }
+  return w.EndObject().str();
 }
 
 }  // namespace backfill

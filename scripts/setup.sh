@@ -10,7 +10,7 @@ packages=(
   libabsl-dev libgoogle-glog-dev libcli11-dev libgtest-dev libgmock-dev libpq-dev
   postgresql-15 postgresql-client-15
   prometheus-cpp-dev
-  clang-format clang-tidy openssl iproute2 python3 python3-yaml
+  clang-format clang-tidy curl openssl iproute2 python3 python3-yaml
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Tests"): builds in Release and runs every suite (the integration
-# suites once per installed TimescaleDB version), then builds the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer and runs them, then lints.
+# suites once per installed TimescaleDB version), then builds and runs the unit tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, then lints.
 # Suites that need TimescaleDB skip with one loud line when the server does not offer it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,18 @@ cmake --preset asan-ubsan >/dev/null
 cmake --build --preset asan-ubsan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan-ubsan -j2
 report_skips build-asan "unit tests under ASan + UBSan"
+
+echo "== unit tests under ThreadSanitizer"
+# Needs Abseil built with TSan (Debian's is not instrumented): scripts/tsan-absl.sh builds it
+# once from Debian's source.
+if scripts/tsan-absl.sh >/dev/null; then
+  cmake --preset tsan >/dev/null
+  cmake --build --preset tsan
+  ctest --preset tsan -j2
+  report_skips build-tsan "unit tests under TSan"
+else
+  echo "*** SKIPPING the unit tests under ThreadSanitizer: no Abseil built with TSan (above) ***"
+fi
 
 echo "== lint"
 scripts/lint.sh build

@@ -218,7 +218,11 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
         LOG(WARNING) << "worker " << worker_id_ << ": lease on " << chunk
                      << " was lost; abandoning it";
         lease_lost = true;
-        executor_->Cancel();
+        // A cancel lands only on a statement that is running (the first beat may even come
+        // before the task's first statement): repeat it until the task gives up.
+        do {
+          executor_->Cancel();
+        } while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(20)));
         return;
       }
     }

@@ -157,8 +157,14 @@ class FakeExecutor : public TaskExecutor {
     cancelled_ = false;
     ++runs_;
     auto over = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_ || cancelled_; };
-    mu_.Await(absl::Condition(&over));
+    // A test that never lets the task go fails instead of hanging.
+    const bool let_go = mu_.AwaitWithTimeout(absl::Condition(&over), kPatience);
     running_ = false;
+    if (!let_go) {
+      ADD_FAILURE() << "task " << lease.task().task_id() << " was neither released nor cancelled";
+      report->set_outcome(v1::ReportTaskRequest::FAILED);
+      return;
+    }
     if (cancelled_) {
       report->set_outcome(v1::ReportTaskRequest::FAILED);
       report->set_error("target: canceling statement due to user request");
