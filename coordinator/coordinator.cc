@@ -278,34 +278,33 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
                 "hint: run stage first to choose what to copy",
                 JobChecks{!request.allow_active_jobs(), request.planned_workers()});
   if (!opened.ok()) return opened.status();
-  TaskStore& store = **opened;
-  if (absl::Status s = store.ResetFailed(); !s.ok()) return s;
-  if (request.has_max_bytes_per_second() || request.has_max_chunks_per_hypertable()) {
-    if (absl::Status s =
-            store.SetThrottle(request.has_max_bytes_per_second()
-                                  ? std::optional<int64_t>(request.max_bytes_per_second())
-                                  : std::nullopt,
-                              request.has_max_chunks_per_hypertable()
-                                  ? std::optional<int32_t>(request.max_chunks_per_hypertable())
-                                  : std::nullopt);
-        !s.ok()) {
-      return s;
-    }
-  }
-  ReadThrottle(store);
-
   Job proto;
   proto.work = v1::LeaseTaskResponse::COPY;
   proto.databases = request.databases();
   proto.store = *opened;
-  // What was done before this job, read before any worker can lease from it: a chunk that
-  // commits before the loop's first read is this run's, with its line and its count.
-  {
+  absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto, [&](Job& job) {
+    TaskStore& store = *job.store;
+    if (absl::Status s = store.ResetFailed(); !s.ok()) return s;
+    if (request.has_max_bytes_per_second() || request.has_max_chunks_per_hypertable()) {
+      if (absl::Status s =
+              store.SetThrottle(request.has_max_bytes_per_second()
+                                    ? std::optional<int64_t>(request.max_bytes_per_second())
+                                    : std::nullopt,
+                                request.has_max_chunks_per_hypertable()
+                                    ? std::optional<int32_t>(request.max_chunks_per_hypertable())
+                                    : std::nullopt);
+          !s.ok()) {
+        return s;
+      }
+    }
+    ReadThrottle(store);
+    // What was done before this job, read before any worker can lease from it: a chunk that
+    // commits before the loop's first read is this run's, with its line and its count.
     absl::StatusOr<TaskCounts> before = ReadCounts(store, Work::kCopy);
     if (!before.ok()) return before.status();
-    proto.done_at_open = before->done;
-  }
-  absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto);
+    job.done_at_open = before->done;
+    return absl::OkStatus();
+  });
   if (!joined.ok()) return joined.status();
   std::shared_ptr<const Job> job = *std::move(joined);
   std::vector<std::string> reopened;  // sent with the first progress message
@@ -417,18 +416,22 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
                 "hint: run stage and copy first",
                 JobChecks{});
   if (!opened.ok()) return opened.status();
-  absl::StatusOr<int64_t> copied = (*opened)->ResetVerify();
-  if (!copied.ok()) return copied.status();
-  if (*copied == 0) {
-    return absl::FailedPreconditionError(
-        "nothing to verify: no task has been copied yet\nhint: run copy first");
-  }
   Job proto;
   proto.work = v1::LeaseTaskResponse::VERIFY;
   proto.row_hash = request.row_hash();
   proto.databases = request.databases();
   proto.store = *opened;
-  absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto);
+  // The last verification's results are cleared only by the call that opens the new one: a
+  // verify refused (another job runs) or joining one in progress keeps them.
+  absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto, [](Job& job) {
+    absl::StatusOr<int64_t> copied = job.store->ResetVerify();
+    if (!copied.ok()) return copied.status();
+    if (*copied == 0) {
+      return absl::FailedPreconditionError(
+          "nothing to verify: no task has been copied yet\nhint: run copy first");
+    }
+    return absl::OkStatus();
+  });
   if (!joined.ok()) return joined.status();
   std::shared_ptr<const Job> job = *std::move(joined);
   {

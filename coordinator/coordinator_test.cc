@@ -382,6 +382,63 @@ TEST_F(CoordinatorTest, WhenTheClientGoesAwayNoMoreLeasesAreGranted) {
   CopyAndReport(w, lease.task());
 }
 
+TEST_F(CoordinatorTest, AVerifyRefusedOrJoiningKeepsTheLastVerificationsResults) {
+  const std::string w = Register("w");
+  AddTask("m", "c1", 20);
+  AddTask("m", "c2", 10);
+  {
+    std::unique_ptr<CopyRun> copy = StartCopy();
+    CopyAndReport(w, LeaseWhenOpen(w).task());
+    CopyAndReport(w, LeaseWhenOpen(w).task());
+    AwaitDone(*copy);
+  }
+  // A verification that finds c2 different, with a second verify joining it half-way.
+  auto verify = [this](absl::Notification* following = nullptr) {
+    return coordinator().Verify(v1::VerifyRequest(), [following](const v1::CopyProgress&) {
+      if (following != nullptr && !following->HasBeenNotified()) following->Notify();
+      return true;
+    });
+  };
+  absl::StatusOr<v1::VerifyResponse> first, joined;
+  std::thread opener([&] { first = verify(); });
+  v1::LeaseTaskResponse v1 = LeaseWhenOpen(w);
+  ASSERT_EQ(v1.work(), v1::LeaseTaskResponse::VERIFY);
+  ASSERT_TRUE(store_->CompleteVerify(v1.task().task_id(), v1.task().lease_epoch(), true,
+                                     R"({"matches":true})"));
+  ASSERT_TRUE(Report(w, v1.task(), v1::ReportTaskRequest::VERIFIED).ok());
+  absl::Notification joiner_follows;
+  std::thread joiner([&] { joined = verify(&joiner_follows); });
+  ASSERT_TRUE(joiner_follows.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  v1::LeaseTaskResponse v2 = LeaseWhenOpen(w);
+  ASSERT_TRUE(store_->CompleteVerify(v2.task().task_id(), v2.task().lease_epoch(), false,
+                                     R"({"matches":false})"));
+  ASSERT_TRUE(Report(w, v2.task(), v1::ReportTaskRequest::VERIFIED).ok());
+  opener.join();
+  joiner.join();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  // The joiner did not start the verification again: both saw both chunks, one different.
+  EXPECT_EQ(first->chunks_size(), 2);
+  EXPECT_EQ(first->mismatches(), 1);
+  EXPECT_EQ(joined->mismatches(), 1);
+
+  // A verify refused while a copy runs leaves those results as they were.
+  AddTask("m", "c3", 5);
+  std::unique_ptr<CopyRun> copy = StartCopy();
+  v1::LeaseTaskResponse c3 = LeaseWhenOpen(w);
+  absl::StatusOr<v1::VerifyResponse> refused = verify();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  absl::StatusOr<std::vector<VerifyRecord>> records = store_->VerifyRecords();
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].report_json, R"({"matches":true})");
+  EXPECT_EQ((*records)[1].report_json, R"({"matches":false})");
+  // And the copy's holder keeps its lease.
+  EXPECT_TRUE(Heartbeat(w, c3.task()).lease_valid());
+  CopyAndReport(w, c3.task());
+  AwaitDone(*copy);
+}
+
 TEST_F(CoordinatorTest, ATargetWithoutTheSchemaSaysWhatToRunFirst) {
   no_schema_ = true;
   absl::Status status =

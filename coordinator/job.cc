@@ -4,22 +4,47 @@
 
 namespace backfill {
 
-absl::StatusOr<std::shared_ptr<const Job>> JobRegistry::Join(const Job& proto) {
-  absl::MutexLock lock(&mu_);
-  if (job_ != nullptr) {
-    if (job_->databases.target() != proto.databases.target() || job_->work != proto.work ||
-        job_->row_hash != proto.row_hash) {
-      return absl::FailedPreconditionError(
-          "this coordinator is serving another copy or verify; wait for it to finish");
+absl::StatusOr<std::shared_ptr<const Job>> JobRegistry::Join(const Job& proto,
+                                                             const OpenJob& open) {
+  std::shared_ptr<Job> opening;
+  {
+    absl::MutexLock lock(&mu_);
+    for (;;) {
+      if (job_ == nullptr) break;
+      if (job_->databases.target() != proto.databases.target() || job_->work != proto.work ||
+          job_->row_hash != proto.row_hash) {
+        return absl::FailedPreconditionError(
+            "this coordinator is serving another copy or verify; wait for it to finish");
+      }
+      if (!opening_) {
+        ++state_.followers;
+        return std::shared_ptr<const Job>(job_);
+      }
+      // The same job is being opened: join it once it is open, or open it when that failed.
+      const Job* seen = job_.get();
+      auto settled = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return job_.get() != seen || !opening_;
+      };
+      mu_.Await(absl::Condition(&settled));
     }
-  } else {
-    job_ = std::make_shared<Job>(proto);
+    opening = std::make_shared<Job>(proto);
+    job_ = opening;
+    opening_ = true;
     state_ = State{};
-    state_.done_at_open = proto.done_at_open;
-    last_store_ = proto.store;
+    state_.followers = 1;
   }
-  ++state_.followers;
-  return std::shared_ptr<const Job>(job_);
+  // Outside the lock: preparing the job may take a while (verify resets every copied task).
+  // Nothing leases from the job meanwhile, and a refused job prepares nothing.
+  absl::Status prepared = open ? open(*opening) : absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  opening_ = false;
+  if (!prepared.ok()) {
+    job_ = nullptr;
+    return prepared;
+  }
+  state_.done_at_open = opening->done_at_open;
+  last_store_ = opening->store;
+  return std::shared_ptr<const Job>(opening);
 }
 
 void JobRegistry::Leave(const std::shared_ptr<const Job>& job) {
@@ -30,10 +55,10 @@ void JobRegistry::Leave(const std::shared_ptr<const Job>& job) {
 std::shared_ptr<const Job> JobRegistry::Await(absl::Duration wait) {
   absl::MutexLock lock(&mu_);
   auto open_or_closed = [](JobRegistry* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-    return r->job_ != nullptr || r->closed_;
+    return (r->job_ != nullptr && !r->opening_) || r->closed_;
   };
   mu_.AwaitWithTimeout(absl::Condition(+open_or_closed, this), wait);
-  return job_;
+  return opening_ ? nullptr : job_;
 }
 
 std::shared_ptr<TaskStore> JobRegistry::LastStore() {
@@ -64,12 +89,12 @@ int64_t JobRegistry::DoneAtOpen(const std::shared_ptr<const Job>& job) {
 void JobRegistry::Granted(int64_t task_id, const std::string& chunk,
                           const std::string& hypertable) {
   absl::MutexLock lock(&mu_);
-  if (job_ != nullptr) state_.names[task_id] = {chunk, hypertable};
+  if (job_ != nullptr && !opening_) state_.names[task_id] = {chunk, hypertable};
 }
 
 void JobRegistry::Reported(const v1::ReportTaskRequest& report) {
   absl::MutexLock lock(&mu_);
-  if (job_ == nullptr) return;
+  if (job_ == nullptr || opening_) return;
   v1::TaskEvent event;
   auto it = state_.names.find(report.task_id());
   if (it != state_.names.end()) {

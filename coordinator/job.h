@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,8 +33,15 @@ struct Job {
 
 class JobRegistry {
  public:
-  // Opens a job like `proto`, or joins the same one; FailedPrecondition while another runs.
-  absl::StatusOr<std::shared_ptr<const Job>> Join(const Job& proto);
+  // Prepares a job that is opening (fills in what it found), before any worker can lease
+  // from it; a failure refuses the job.
+  using OpenJob = std::function<absl::Status(Job&)>;
+
+  // Joins the open job when it is the same work on the same target, or opens one like `proto`
+  // and runs `open` on it first; FailedPrecondition while another job runs. Only the call that
+  // opens the job runs `open`: a call that joins does not prepare it again, and a refused call
+  // prepares nothing. Calls for the same job wait while it is being opened.
+  absl::StatusOr<std::shared_ptr<const Job>> Join(const Job& proto, const OpenJob& open = nullptr);
   // The last follower's leaving closes the job.
   void Leave(const std::shared_ptr<const Job>& job);
   // The open job, waiting up to `wait` for one to open (nullptr: none, or closed).
@@ -75,6 +83,8 @@ class JobRegistry {
   State state_ ABSL_GUARDED_BY(mu_);  // of job_
   std::shared_ptr<TaskStore> last_store_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // job_ is being prepared (Join's `open`): not served to workers yet.
+  bool opening_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace backfill
