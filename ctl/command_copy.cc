@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "backfill_ctl_sql.h"
 #include "common/json.h"
 #include "common/pg.h"
+#include "coordinator/task_reports.h"
 #include "ctl/embedded.h"
 
 namespace backfill {
@@ -168,26 +168,23 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
     // run copied and what is left, read from the target.
     absl::StatusOr<std::unique_ptr<pg::Connection>> target =
         pg::Connection::Open(options.databases.target(), "backfillctl", "target");
-    absl::StatusOr<pg::Result> rows =
-        target.ok()
-            ? (*target)->Exec(sql::kInterruptedCopies,
-                              {absl::StrCat(absl::ToDoubleSeconds(absl::Now() - start) + 1.0)})
-            : absl::StatusOr<pg::Result>(target.status());
-    if (rows.ok() && rows->rows() > 0) {
+    absl::StatusOr<std::optional<CopyRunSummary>> summary =
+        target.ok() ? ReadCopiedSince(**target, absl::ToDoubleSeconds(absl::Now() - start) + 1.0)
+                    : absl::StatusOr<std::optional<CopyRunSummary>>(target.status());
+    if (summary.ok() && summary->has_value()) {
+      const CopyRunSummary& run = **summary;
       int64_t copied = 0, copied_rows = 0, copied_bytes = 0;
-      const int64_t total = rows->GetInt(0, 4);
-      const int64_t left = rows->GetInt(0, 3);
+      const int64_t total = run.total;
+      const int64_t left = run.left;
       // Interrupted before the first progress message: number from what was done before.
-      if (shown < 0) shown = total - left - (rows->IsNull(0, 0) ? 0 : rows->rows());
-      for (int i = 0; i < rows->rows(); ++i) {
-        if (rows->IsNull(i, 0)) continue;
+      if (shown < 0) shown = total - left - static_cast<int64_t>(run.copied.size());
+      for (const CopiedChunk& c : run.copied) {
         ++copied;
-        copied_rows += rows->GetInt(i, 1);
-        copied_bytes += rows->GetInt(i, 2);
-        if (!chunk_lines || json || lines_printed.count(rows->Get(i, 0)) > 0) continue;
-        std::cout << "[" << ++shown << "/" << total << "] copied chunk " << rows->Get(i, 0) << " ("
-                  << rows->GetInt(i, 1) << " rows, " << HumanBytes(rows->GetInt(i, 2)) << ")"
-                  << std::endl;
+        copied_rows += c.rows;
+        copied_bytes += c.bytes;
+        if (!chunk_lines || json || lines_printed.count(c.chunk) > 0) continue;
+        std::cout << "[" << ++shown << "/" << total << "] copied chunk " << c.chunk << " ("
+                  << c.rows << " rows, " << HumanBytes(c.bytes) << ")" << std::endl;
       }
       if (json) {
         JsonWriter w;

@@ -3,10 +3,9 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "backfill_embedded_sql.h"
 #include "common/auth.h"
 #include "common/pg.h"
+#include "coordinator/task_reports.h"
 #include "proto/credentials.h"
 
 namespace backfill {
@@ -50,8 +49,9 @@ void Embedded::AbortWorkers(const std::string& target_conninfo) {
   const std::string prefix = absl::StrCat(DefaultWorkerName(), "/");
   absl::StatusOr<std::unique_ptr<pg::Connection>> target =
       pg::Connection::Open(target_conninfo, "backfillctl", "target");
-  absl::StatusOr<pg::Result> held = target.ok() ? (*target)->Exec(sql::kHeldChunks, {prefix})
-                                                : absl::StatusOr<pg::Result>(target.status());
+  absl::StatusOr<std::vector<int64_t>> held =
+      target.ok() ? HeldTasks(**target, prefix)
+                  : absl::StatusOr<std::vector<int64_t>>(target.status());
   coordinator_.Close();
   bool stopped = true;
   for (auto& w : workers_) stopped = w->Abort(absl::Seconds(10)) && stopped;
@@ -60,19 +60,15 @@ void Embedded::AbortWorkers(const std::string& target_conninfo) {
               << std::endl;
     return;
   }
-  std::vector<std::string> ids;
-  ids.reserve(held->rows());
-  for (int i = 0; i < held->rows(); ++i) ids.push_back(held->Get(i, 0));
-  absl::StatusOr<pg::Result> done =
-      (*target)->Exec(sql::kChunksDone, {absl::StrCat("{", absl::StrJoin(ids, ","), "}")});
+  absl::StatusOr<std::vector<TaskOutcome>> done = TaskOutcomes(**target, *held);
   if (!done.ok()) {
     std::cerr << "cannot tell which chunks were rolled back: " << done.status().message()
               << std::endl;
     return;
   }
   std::vector<std::string> rolled_back, committed;
-  for (int i = 0; i < done->rows(); ++i) {
-    (done->GetBool(i, 1) ? committed : rolled_back).push_back(done->Get(i, 0));
+  for (const TaskOutcome& outcome : *done) {
+    (outcome.committed ? committed : rolled_back).push_back(outcome.chunk);
   }
   std::cout << "Aborted: rolled back the copies of " << rolled_back.size() << " chunks in progress"
             << (rolled_back.empty() ? "." : ":") << std::endl;

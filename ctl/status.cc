@@ -1,33 +1,14 @@
 #include "ctl/status.h"
 
-#include <cstdlib>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "backfill_ctl_sql.h"
 #include "common/json.h"
 #include "common/quote.h"
 #include "ctl/progress.h"
 
 namespace backfill {
 namespace {
-
-double GetDouble(const pg::Result& result, int row, int column) {
-  return std::strtod(result.Get(row, column).c_str(), nullptr);
-}
-
-void Add(HypertableStatus* sum, const HypertableStatus& h) {
-  sum->total += h.total;
-  sum->finished += h.finished;
-  sum->pending += h.pending;
-  sum->in_progress += h.in_progress;
-  sum->failing += h.failing;
-  sum->rows += h.rows;
-  sum->bytes += h.bytes;
-  sum->verified += h.verified;
-  sum->differ += h.differ;
-}
 
 void CountsJson(const HypertableStatus& h, JsonWriter* w) {
   w->Field("total_chunks", h.total)
@@ -42,65 +23,6 @@ void CountsJson(const HypertableStatus& h, JsonWriter* w) {
 }
 
 }  // namespace
-
-absl::StatusOr<MigrationStatus> ReadMigrationStatus(pg::Connection& target, double window_seconds) {
-  absl::StatusOr<pg::Result> exists =
-      target.Exec("SELECT pg_catalog.to_regclass('__backfill.task') IS NOT NULL");
-  if (!exists.ok()) return exists.status();
-  if (!exists->GetBool(0, 0)) {
-    return absl::FailedPreconditionError(
-        "nothing staged: the target has no __backfill schema\nhint: run stage first");
-  }
-  MigrationStatus status;
-  absl::StatusOr<pg::Result> rows = target.Exec(sql::kStatusHypertables);
-  if (!rows.ok()) return rows.status();
-  for (int i = 0; i < rows->rows(); ++i) {
-    HypertableStatus h;
-    h.schema = rows->Get(i, 0);
-    h.name = rows->Get(i, 1);
-    h.total = rows->GetInt(i, 2);
-    h.finished = rows->GetInt(i, 3);
-    h.pending = rows->GetInt(i, 4);
-    h.in_progress = rows->GetInt(i, 5);
-    h.failing = rows->GetInt(i, 6);
-    h.rows = rows->GetInt(i, 7);
-    h.bytes = rows->GetInt(i, 8);
-    h.verified = rows->GetInt(i, 9);
-    h.differ = rows->GetInt(i, 10);
-    h.display = rows->Get(i, 11);
-    Add(&status.totals, h);
-    status.hypertables.push_back(std::move(h));
-  }
-  absl::StatusOr<pg::Result> leases = target.Exec(sql::kStatusLeases);
-  if (!leases.ok()) return leases.status();
-  for (int i = 0; i < leases->rows(); ++i) {
-    status.leases.push_back({leases->Get(i, 0), leases->Get(i, 1), leases->Get(i, 2),
-                             GetDouble(*leases, i, 3), leases->GetInt(i, 4)});
-  }
-  absl::StatusOr<pg::Result> failing = target.Exec(sql::kStatusFailing);
-  if (!failing.ok()) return failing.status();
-  for (int i = 0; i < failing->rows(); ++i) {
-    status.failing.push_back(
-        {failing->Get(i, 0), failing->Get(i, 1), failing->Get(i, 3), failing->GetInt(i, 2)});
-  }
-  absl::StatusOr<pg::Result> recent =
-      target.Exec(sql::kStatusThroughput, {absl::StrCat(window_seconds)});
-  if (!recent.ok()) return recent.status();
-  const double seconds = GetDouble(*recent, 0, 3);
-  if (recent->GetInt(0, 0) > 0 && seconds > 0) {
-    status.window_seconds = seconds;
-    status.chunks_per_second = static_cast<double>(recent->GetInt(0, 0)) / seconds;
-    status.rows_per_second = static_cast<double>(recent->GetInt(0, 1)) / seconds;
-    status.bytes_per_second = static_cast<double>(recent->GetInt(0, 2)) / seconds;
-    // An ETA only while something copies: after a stop the recent rate says nothing.
-    if (!status.leases.empty()) {
-      status.eta_seconds = static_cast<double>(status.totals.pending) / status.chunks_per_second;
-    }
-  } else if (status.totals.pending == 0) {
-    status.eta_seconds = 0;
-  }
-  return status;
-}
 
 std::string FormatStatusText(const MigrationStatus& status) {
   std::string out;
