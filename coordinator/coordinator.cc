@@ -9,11 +9,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "backfill_coordinator_sql.h"
 #include "common/catalog.h"
 #include "common/quote.h"
 #include "coordinator/cagg_refresher.h"
 #include "coordinator/stager.h"
+#include "coordinator/task_reports.h"
 
 namespace backfill {
 namespace {
@@ -460,36 +460,35 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
   return response;
 }
 
-absl::StatusOr<v1::StageResponse> Coordinator::Stage(const v1::StageRequest& request) {
-  absl::StatusOr<std::unique_ptr<pg::Connection>> source =
-      Open(request.databases().source(), "source");
+absl::StatusOr<Coordinator::Sessions> Coordinator::OpenBoth(const v1::Databases& databases) const {
+  absl::StatusOr<std::unique_ptr<pg::Connection>> source = Open(databases.source(), "source");
   if (!source.ok()) return source.status();
-  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
-      Open(request.databases().target(), "target");
+  absl::StatusOr<std::unique_ptr<pg::Connection>> target = Open(databases.target(), "target");
   if (!target.ok()) return target.status();
-  return StageTasks(**source, **target, request);
+  return Sessions{*std::move(source), *std::move(target)};
+}
+
+absl::StatusOr<v1::StageResponse> Coordinator::Stage(const v1::StageRequest& request) {
+  absl::StatusOr<Sessions> sessions = OpenBoth(request.databases());
+  if (!sessions.ok()) return sessions.status();
+  return StageTasks(*sessions->source, *sessions->target, request);
 }
 
 absl::StatusOr<v1::RefreshCaggsResponse> Coordinator::RefreshCaggs(
     const v1::RefreshCaggsRequest& request) {
-  absl::StatusOr<std::unique_ptr<pg::Connection>> source =
-      Open(request.databases().source(), "source");
-  if (!source.ok()) return source.status();
-  absl::StatusOr<std::unique_ptr<pg::Connection>> target =
-      Open(request.databases().target(), "target");
-  if (!target.ok()) return target.status();
-  return RefreshContinuousAggregates(**source, **target, request);
+  absl::StatusOr<Sessions> sessions = OpenBoth(request.databases());
+  if (!sessions.ok()) return sessions.status();
+  return RefreshContinuousAggregates(*sessions->source, *sessions->target, request);
 }
 
 absl::StatusOr<v1::CleanResponse> Coordinator::Clean(const v1::CleanRequest& request) {
   absl::StatusOr<std::unique_ptr<pg::Connection>> target =
       Open(request.databases().target(), "target");
   if (!target.ok()) return target.status();
-  absl::StatusOr<pg::Result> exists = (*target)->Exec(sql::kSchemaExists);
-  if (!exists.ok()) return exists.status();
+  absl::StatusOr<bool> existed = DropTaskSchema(**target);
+  if (!existed.ok()) return existed.status();
   v1::CleanResponse response;
-  response.set_existed(exists->GetBool(0, 0));
-  if (absl::Status s = (*target)->ExecScript(sql::kDropSchema); !s.ok()) return s;
+  response.set_existed(*existed);
   return response;
 }
 }  // namespace backfill

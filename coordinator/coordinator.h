@@ -93,6 +93,10 @@ class Coordinator {
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
  private:
+  struct Sessions {
+    std::unique_ptr<pg::Connection> source, target;
+  };
+  absl::StatusOr<Sessions> OpenBoth(const v1::Databases& databases) const;
   absl::StatusOr<std::unique_ptr<pg::Connection>> Open(const std::string& conninfo,
                                                        const std::string& role) const;
   // The job's store after its checks, with `no_schema_message` when there is no schema.

@@ -141,4 +141,11 @@ absl::StatusOr<Throttle> StoreThrottle(pg::Connection& target,
   return Throttle{row->GetInt(0, 0), static_cast<int32_t>(row->GetInt(0, 1))};
 }
 
+absl::StatusOr<bool> DropTaskSchema(pg::Connection& target) {
+  absl::StatusOr<pg::Result> exists = target.Exec(sql::kSchemaExists);
+  if (!exists.ok()) return exists.status();
+  if (absl::Status s = target.ExecScript(sql::kDropSchema); !s.ok()) return s;
+  return exists->GetBool(0, 0);
+}
+
 }  // namespace backfill

@@ -88,4 +88,7 @@ absl::StatusOr<Throttle> StoreThrottle(pg::Connection& target,
                                        std::optional<int64_t> max_bytes_per_second,
                                        std::optional<int32_t> max_chunks_per_hypertable);
 
+// Drops __backfill (clean); whether it existed.
+absl::StatusOr<bool> DropTaskSchema(pg::Connection& target);
+
 }  // namespace backfill
