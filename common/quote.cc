@@ -27,6 +27,21 @@ std::string QuoteQualified(absl::string_view schema, absl::string_view name) {
 
 std::string QuoteLiteral(absl::string_view text) { return Quote(text, '\''); }
 
+std::string TextArrayParam(const std::vector<std::string>& elements) {
+  std::string out = "{";
+  for (size_t i = 0; i < elements.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : elements[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace backfill
 
 namespace backfill {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
 #include "absl/strings/string_view.h"
 
 namespace backfill {
@@ -16,6 +18,10 @@ std::string QuoteQualified(absl::string_view schema, absl::string_view name);
 // 'text' with embedded single quotes doubled. Requires standard_conforming_strings = on,
 // which every Connection pins. Rejects nothing: NUL bytes cannot occur in PostgreSQL text.
 std::string QuoteLiteral(absl::string_view text);
+
+// A text[] parameter's value: {"a","b"}, each element quoted, with backslashes and double
+// quotes escaped by a backslash.
+std::string TextArrayParam(const std::vector<std::string>& elements);
 
 }  // namespace backfill
 

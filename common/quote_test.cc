@@ -27,6 +27,13 @@ TEST(QuoteTest, LiteralsDoubleSingleQuotesAndKeepBackslashes) {
 namespace backfill {
 namespace {
 
+TEST(QuoteTest, TextArraysQuoteEveryElementAndEscapeQuotesAndBackslashes) {
+  EXPECT_EQ(TextArrayParam({}), "{}");
+  EXPECT_EQ(TextArrayParam({"w1#17.2", ""}), "{\"w1#17.2\",\"\"}");
+  EXPECT_EQ(TextArrayParam({"a,b", "say \"hi\"", "c:\\d", "NULL", "{x}"}),
+            "{\"a,b\",\"say \\\"hi\\\"\",\"c:\\\\d\",\"NULL\",\"{x}\"}");
+}
+
 TEST(QuoteTest, DisplayNamesQuoteOnlyWhatNeedsIt) {
   EXPECT_EQ(DisplayName("public", "metrics_2"), "public.metrics_2");
   EXPECT_EQ(DisplayName("Public", "my table"), "\"Public\".\"my table\"");

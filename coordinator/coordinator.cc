@@ -224,7 +224,7 @@ void Coordinator::ForgetNothingGrantable() {
 }
 
 void Coordinator::SweepLeases(TaskStore& store, Work work) {
-  absl::StatusOr<Sweep> sweep = store.SweepLeases(work, clock_.Now());
+  absl::StatusOr<Sweep> sweep = store.SweepLeases(work, options_.max_attempts, clock_.Now());
   if (!sweep.ok()) {
     LOG_EVERY_N(WARNING, 100) << "cannot sweep leases: " << sweep.status().message();
     return;
@@ -240,7 +240,11 @@ void Coordinator::SweepLeases(TaskStore& store, Work work) {
   for (const Sweep::Lease& e : sweep->expired) {
     metrics_.lease_expiries.Increment();
     LOG(WARNING) << "lease on chunk " << e.chunk << " (task " << e.task_id << ") held by worker "
-                 << e.holder << " expired; it can be granted again";
+                 << e.holder << " expired, attempt " << e.attempts << " of "
+                 << options_.max_attempts
+                 << (e.attempts >= options_.max_attempts
+                         ? ": attempts used up, it waits for the next run"
+                         : "; it can be granted again after a back-off");
   }
   MayHaveFreed(sweep->released + static_cast<int64_t>(sweep->expired.size()));
 }

@@ -48,7 +48,7 @@ class MemoryTaskStore : public TaskStore {
   absl::StatusOr<bool> RecordFailure(const LeaseRef& lease, const std::string& error,
                                      bool retryable, int max_attempts, absl::Time now) override;
   absl::StatusOr<bool> ReleaseLease(const LeaseRef& lease) override;
-  absl::StatusOr<Sweep> SweepLeases(Work work, absl::Time now) override;
+  absl::StatusOr<Sweep> SweepLeases(Work work, int max_attempts, absl::Time now) override;
 
   absl::StatusOr<TaskCounts> Counts(Work work, int max_attempts, absl::Time now) override;
   absl::StatusOr<std::vector<FailedTask>> FailedTasks(int max_attempts) override;

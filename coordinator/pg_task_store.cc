@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "backfill_common_sql.h"
 #include "backfill_coordinator_sql.h"
+#include "common/quote.h"
 
 namespace backfill {
 namespace {
@@ -21,6 +22,8 @@ const std::vector<std::vector<absl::string_view>>& Migrations() {
       {sql::kMigration2},
       // 3: heartbeats update tasks in place; grants find free and expired tasks apart.
       {sql::kMigration3},
+      // 4: grants skip tasks whose attempts are used up by index, not one by one.
+      {sql::kMigration4},
   };
   return *migrations;
 }
@@ -55,7 +58,7 @@ std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Millisec
 
 }  // namespace
 
-static_assert(kTaskSchemaVersion == 3, "add the migration to Migrations()");
+static_assert(kTaskSchemaVersion == 4, "add the migration to Migrations()");
 
 std::string TimestampParam(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
@@ -80,44 +83,65 @@ absl::StatusOr<pg::Result> PgTaskStore::Exec(absl::string_view sql,
   return (*conn)->ExecPrepared(sql, params);
 }
 
+PgTaskStore::PgTaskStore(std::shared_ptr<ConnectionPool> pool)
+    : pool_(std::move(pool)),
+      // Two groups at once leave the pool's other sessions to heartbeats and reports.
+      batcher_(
+          [this](const LeaseRequest& settings, const std::vector<std::string>& workers) {
+            return GrantTo(settings, workers);
+          },
+          /*max_running=*/2, /*max_group=*/64) {}
+
 absl::StatusOr<std::optional<Grant>> PgTaskStore::Lease(const LeaseRequest& request) {
-  const bool verify = request.work == Work::kVerify;
-  const bool capped = !verify && request.max_per_hypertable > 0;
-  std::vector<pg::Param> params = {request.worker_id, Millis(request.lease_timeout),
-                                   absl::StrCat(request.max_attempts)};
-  if (capped) params.emplace_back(absl::StrCat(request.max_per_hypertable));
-  params.emplace_back(TimestampParam(request.now));
-  absl::StatusOr<pg::Result> row;
+  return batcher_.Lease(request);
+}
+
+absl::StatusOr<std::vector<std::optional<Grant>>> PgTaskStore::GrantTo(
+    const LeaseRequest& settings, const std::vector<std::string>& workers) {
+  const bool verify = settings.work == Work::kVerify;
+  const bool capped = !verify && settings.max_per_hypertable > 0;
+  std::vector<pg::Param> params = {TextArrayParam(workers), Millis(settings.lease_timeout),
+                                   absl::StrCat(settings.max_attempts)};
+  if (capped) params.emplace_back(absl::StrCat(settings.max_per_hypertable));
+  params.emplace_back(TimestampParam(settings.now));
+  absl::StatusOr<pg::Result> rows;
   if (capped) {
     // Under a cap, grants take turns: two at once could both see room for one more.
     absl::MutexLock serialized(&capped_mu_);
-    row = Exec(sql::kLeaseTaskCapped, params);
+    rows = Exec(sql::kLeaseTaskCapped, params);
   } else {
-    row = Exec(verify ? sql::kLeaseVerifyTask : sql::kLeaseTask, params);
+    rows = Exec(verify ? sql::kLeaseVerifyTask : sql::kLeaseTask, params);
   }
-  if (!row.ok()) return row.status();
-  if (row->rows() == 0) return std::nullopt;
-  Grant grant;
-  v1::Task& task = grant.task;
-  task.set_task_id(row->GetInt(0, 0));
-  task.set_lease_epoch(row->GetInt(0, 1));
-  task.set_hypertable_schema(row->Get(0, 2));
-  task.set_hypertable_name(row->Get(0, 3));
-  task.set_source_chunk_schema(row->Get(0, 4));
-  task.set_source_chunk_name(row->Get(0, 5));
-  task.set_target_chunk_schema(row->Get(0, 6));
-  task.set_target_chunk_name(row->Get(0, 7));
-  task.set_time_column(row->Get(0, 8));
-  task.set_time_type(row->Get(0, 9));
-  task.set_cut(row->GetBool(0, 10));
-  task.set_until_literal(row->Get(0, 11));
-  task.set_from_literal(row->Get(0, 12));
-  task.set_hypertable_display(row->Get(0, 13));
-  if (!verify) {
-    task.set_range_start_internal(row->GetInt(0, 14));
-    task.set_range_end_internal(row->GetInt(0, 15));
+  if (!rows.ok()) return rows.status();
+  std::vector<std::optional<Grant>> grants(workers.size());
+  for (int i = 0; i < rows->rows(); ++i) {
+    const int64_t asking = rows->GetInt(i, 14);  // 1-based position in `workers`
+    if (asking < 1 || asking > static_cast<int64_t>(workers.size())) {
+      return absl::InternalError(
+          absl::StrCat("a grant for worker ", asking, " of ", workers.size()));
+    }
+    Grant& grant = grants[static_cast<size_t>(asking - 1)].emplace();
+    v1::Task& task = grant.task;
+    task.set_task_id(rows->GetInt(i, 0));
+    task.set_lease_epoch(rows->GetInt(i, 1));
+    task.set_hypertable_schema(rows->Get(i, 2));
+    task.set_hypertable_name(rows->Get(i, 3));
+    task.set_source_chunk_schema(rows->Get(i, 4));
+    task.set_source_chunk_name(rows->Get(i, 5));
+    task.set_target_chunk_schema(rows->Get(i, 6));
+    task.set_target_chunk_name(rows->Get(i, 7));
+    task.set_time_column(rows->Get(i, 8));
+    task.set_time_type(rows->Get(i, 9));
+    task.set_cut(rows->GetBool(i, 10));
+    task.set_until_literal(rows->Get(i, 11));
+    task.set_from_literal(rows->Get(i, 12));
+    task.set_hypertable_display(rows->Get(i, 13));
+    if (!verify) {
+      task.set_range_start_internal(rows->GetInt(i, 15));
+      task.set_range_end_internal(rows->GetInt(i, 16));
+    }
   }
-  return grant;
+  return grants;
 }
 
 absl::StatusOr<bool> PgTaskStore::ExtendLease(const LeaseRef& lease, absl::Duration timeout,
@@ -156,7 +180,7 @@ absl::StatusOr<bool> PgTaskStore::ReleaseLease(const LeaseRef& lease) {
   return released->affected_rows() > 0;
 }
 
-absl::StatusOr<Sweep> PgTaskStore::SweepLeases(Work work, absl::Time now) {
+absl::StatusOr<Sweep> PgTaskStore::SweepLeases(Work work, int max_attempts, absl::Time now) {
   Sweep sweep;
   absl::StatusOr<pg::Result> released = Exec(sql::kReleaseOrphanedLeases, {TimestampParam(now)});
   if (!released.ok()) return released.status();
@@ -167,12 +191,14 @@ absl::StatusOr<Sweep> PgTaskStore::SweepLeases(Work work, absl::Time now) {
     if (!ended->GetBool(i, 3)) continue;
     sweep.ended.push_back(Sweep::Lease{ended->GetInt(i, 0), ended->Get(i, 1), ended->Get(i, 2)});
   }
-  absl::StatusOr<pg::Result> expired = Exec(
-      work == Work::kVerify ? sql::kExpireVerifyLeases : sql::kExpireLeases, {TimestampParam(now)});
+  absl::StatusOr<pg::Result> expired =
+      Exec(work == Work::kVerify ? sql::kExpireVerifyLeases : sql::kExpireLeases,
+           {TimestampParam(now), absl::StrCat(max_attempts)});
   if (!expired.ok()) return expired.status();
   for (int i = 0; i < expired->rows(); ++i) {
-    sweep.expired.push_back(
-        Sweep::Lease{expired->GetInt(i, 0), expired->Get(i, 1), expired->Get(i, 2)});
+    sweep.expired.push_back(Sweep::Lease{expired->GetInt(i, 0), expired->Get(i, 1),
+                                         expired->Get(i, 2),
+                                         static_cast<int>(expired->GetInt(i, 3))});
   }
   return sweep;
 }

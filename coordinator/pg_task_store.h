@@ -10,13 +10,14 @@
 #include "absl/synchronization/mutex.h"
 #include "common/connection_pool.h"
 #include "common/pg.h"
+#include "coordinator/lease_batcher.h"
 #include "coordinator/task_store.h"
 
 namespace backfill {
 
 // The layout this release writes. Migration N (1-based) brings version N-1 to N; version 0 is
 // a target staged before versions were kept, whatever columns it has.
-inline constexpr int kTaskSchemaVersion = 3;
+inline constexpr int kTaskSchemaVersion = 4;
 
 // Creates __backfill or brings it to kTaskSchemaVersion, in one transaction that takes turns
 // with other migrations. FailedPrecondition when a newer release wrote a later version.
@@ -27,7 +28,9 @@ std::string TimestampParam(absl::Time t);
 
 class PgTaskStore : public TaskStore {
  public:
-  explicit PgTaskStore(std::shared_ptr<ConnectionPool> pool) : pool_(std::move(pool)) {}
+  explicit PgTaskStore(std::shared_ptr<ConnectionPool> pool);
+
+  // Concurrent calls are granted together, by one statement (LeaseBatcher).
 
   absl::StatusOr<std::optional<Grant>> Lease(const LeaseRequest& request) override;
   absl::StatusOr<bool> ExtendLease(const LeaseRef& lease, absl::Duration timeout, absl::Time now,
@@ -36,7 +39,7 @@ class PgTaskStore : public TaskStore {
   absl::StatusOr<bool> RecordFailure(const LeaseRef& lease, const std::string& error,
                                      bool retryable, int max_attempts, absl::Time now) override;
   absl::StatusOr<bool> ReleaseLease(const LeaseRef& lease) override;
-  absl::StatusOr<Sweep> SweepLeases(Work work, absl::Time now) override;
+  absl::StatusOr<Sweep> SweepLeases(Work work, int max_attempts, absl::Time now) override;
 
   absl::StatusOr<TaskCounts> Counts(Work work, int max_attempts, absl::Time now) override;
   absl::StatusOr<std::vector<FailedTask>> FailedTasks(int max_attempts) override;
@@ -52,10 +55,14 @@ class PgTaskStore : public TaskStore {
 
  private:
   absl::StatusOr<pg::Result> Exec(absl::string_view sql, const std::vector<pg::Param>& params = {});
+  // One statement granting a task to each of `workers` that one is left for.
+  absl::StatusOr<std::vector<std::optional<Grant>>> GrantTo(
+      const LeaseRequest& settings, const std::vector<std::string>& workers);
 
   const std::shared_ptr<ConnectionPool> pool_;
   // Held around a grant under a per-hypertable cap.
   absl::Mutex capped_mu_;
+  LeaseBatcher batcher_;
 };
 
 }  // namespace backfill

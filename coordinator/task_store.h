@@ -73,13 +73,15 @@ struct FailedTask {
 
 // What a sweep did: leases released because their holder's session is gone, the target
 // sessions of expired leases ended (a stopped worker's open transaction holds row locks the
-// next holder needs), and expired leases given up (free to be granted again).
+// next holder needs), and expired leases given up (free to be granted again after a back-off;
+// the expiry counts as a failed attempt).
 struct Sweep {
   int64_t released = 0;
   struct Lease {
     int64_t task_id = 0;
     std::string chunk;
     std::string holder;
+    int attempts = 0;  // given up: the task's attempts, this expiry's included
   };
   std::vector<Lease> ended;    // sessions ended
   std::vector<Lease> expired;  // leases given up
@@ -121,12 +123,14 @@ class TaskStore {
   // False when the lease is not the holder's (nothing changed).
   virtual absl::StatusOr<bool> RecordFailure(const LeaseRef& lease, const std::string& error,
                                              bool retryable, int max_attempts, absl::Time now) = 0;
-  // The holder gave the task up unfinished (rolled back): the lease ends, no attempt counted.
+  // The holder gave the copy or verification up unfinished (rolled back): the lease ends, no
+  // attempt counted.
   virtual absl::StatusOr<bool> ReleaseLease(const LeaseRef& lease) = 0;
   // Releases leases whose holder's session is gone (they expire now), ends the target
   // sessions of expired leases, then gives up the leases of `work` that expired (a lease still
-  // locked by its holder's transaction waits for a later sweep).
-  virtual absl::StatusOr<Sweep> SweepLeases(Work work, absl::Time now) = 0;
+  // locked by its holder's transaction waits for a later sweep). Each expiry counts as a
+  // retryable failure: an attempt, and the same back-off.
+  virtual absl::StatusOr<Sweep> SweepLeases(Work work, int max_attempts, absl::Time now) = 0;
 
   // --- progress ---
   virtual absl::StatusOr<TaskCounts> Counts(Work work, int max_attempts, absl::Time now) = 0;

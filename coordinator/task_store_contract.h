@@ -45,6 +45,8 @@ class TaskStoreContract : public ::testing::TestWithParam<StoreKind> {
   LeaseRequest Request(const std::string& worker, Work work = Work::kCopy) const;
   // Leases for `worker`; the granted task, or nullopt.
   std::optional<Grant> LeaseFor(const std::string& worker, Work work = Work::kCopy);
+  // Sweeps `work`'s leases at the clock's time.
+  absl::StatusOr<Sweep> SweepFor(Work work);
 
   std::unique_ptr<StoreHarness> harness_;
   std::unique_ptr<FakeClock> clock_;

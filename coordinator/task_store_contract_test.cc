@@ -1,6 +1,10 @@
+#include <map>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "coordinator/task_store_contract.h"
 
 namespace backfill::testing {
@@ -67,6 +71,10 @@ std::optional<Grant> TaskStoreContract::LeaseFor(const std::string& worker, Work
   return grant.ok() ? *grant : std::nullopt;
 }
 
+absl::StatusOr<Sweep> TaskStoreContract::SweepFor(Work work) {
+  return harness_->store().SweepLeases(work, max_attempts_, clock_->Now());
+}
+
 TEST_P(TaskStoreContract, GrantsLargestFirstThenUnsizedAndBumpsTheEpoch) {
   const int64_t small = harness_->Add(Spec("m", "c1", 10));
   const int64_t unsized = harness_->Add(Spec("m", "c2", std::nullopt));
@@ -95,14 +103,17 @@ TEST_P(TaskStoreContract, AnExpiredLeaseIsGrantedAgainAndTheOldHolderIsFencedOut
   clock_->Advance(absl::Seconds(2));
   TaskStore& store = harness_->store();
   EXPECT_FALSE(LeaseFor("w2").has_value()) << "expired, but held until a sweep gives it up";
-  absl::StatusOr<Sweep> sweep = store.SweepLeases(Work::kCopy, clock_->Now());
+  absl::StatusOr<Sweep> sweep = SweepFor(Work::kCopy);
   ASSERT_TRUE(sweep.ok()) << sweep.status();
   ASSERT_EQ(sweep->expired.size(), 1u);
   EXPECT_EQ(sweep->expired[0].task_id, id);
   EXPECT_EQ(sweep->expired[0].holder, "w1");
   EXPECT_EQ(sweep->expired[0].chunk, "_timescaledb_internal.c1");
+  EXPECT_EQ(sweep->expired[0].attempts, 1) << "an expiry counts as a failed attempt";
   EXPECT_TRUE(sweep->ended.empty()) << "w1 never reported a session";
-  EXPECT_TRUE(store.SweepLeases(Work::kCopy, clock_->Now())->expired.empty()) << "once";
+  EXPECT_TRUE(SweepFor(Work::kCopy)->expired.empty()) << "once";
+  EXPECT_FALSE(LeaseFor("w2").has_value()) << "held back as after a failure";
+  clock_->Advance(absl::Milliseconds(600));
   std::optional<Grant> second = LeaseFor("w2");
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->task.task_id(), id);
@@ -198,6 +209,57 @@ TEST_P(TaskStoreContract, AGivenUpLeaseIsFreeAtOnceAndCountsNoAttempt) {
   }
 }
 
+TEST_P(TaskStoreContract, AChunkWhoseLeasesKeepExpiringUsesUpItsAttempts) {
+  // A chunk that kills every worker that takes it (out of memory, say) is not retried without
+  // end: each expiry is an attempt, with a failure's back-off.
+  harness_->Add(Spec("m", "poison", 30));
+  const int64_t other = harness_->Add(Spec("m", "fine", 10));
+  for (int attempt = 1; attempt <= max_attempts_; ++attempt) {
+    std::optional<Grant> grant = LeaseFor(absl::StrCat("w", attempt));
+    ASSERT_TRUE(grant.has_value()) << "attempt " << attempt;
+    ASSERT_NE(grant->task.task_id(), other) << "attempt " << attempt << ": the largest first";
+    clock_->Advance(absl::Seconds(31));
+    absl::StatusOr<Sweep> sweep = SweepFor(Work::kCopy);
+    ASSERT_TRUE(sweep.ok()) << sweep.status();
+    ASSERT_EQ(sweep->expired.size(), 1u);
+    EXPECT_EQ(sweep->expired[0].attempts, attempt);
+    clock_->Advance(absl::Minutes(1));  // past any back-off
+  }
+  std::optional<Grant> next = LeaseFor("w9");
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->task.task_id(), other) << "the poison chunk is not granted again";
+  TaskStore& store = harness_->store();
+  EXPECT_EQ(store.Counts(Work::kCopy, max_attempts_, clock_->Now())->failed, 1);
+  absl::StatusOr<std::vector<FailedTask>> failed = store.FailedTasks(max_attempts_);
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].chunk, "_timescaledb_internal.poison");
+  EXPECT_EQ((*failed)[0].error,
+            absl::StrCat("the lease expired: worker w", max_attempts_, " stopped answering"));
+  // The next copy gives the attempts back.
+  ASSERT_TRUE(store.ResetFailed().ok());
+  std::optional<Grant> again = LeaseFor("w10");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->task.source_chunk_name(), "poison");
+}
+
+TEST_P(TaskStoreContract, AnAbortedVerificationIsFreeAtOnce) {
+  const int64_t id = harness_->Add(Spec("m", "c1", 10));
+  std::optional<Grant> copy = LeaseFor("w1");
+  ASSERT_TRUE(copy.has_value());
+  ASSERT_TRUE(harness_->Complete(id, copy->task.lease_epoch(), 1, 1));
+  ASSERT_EQ(*harness_->store().ResetVerify(), 1);
+  std::optional<Grant> v = LeaseFor("v1", Work::kVerify);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_FALSE(LeaseFor("v2", Work::kVerify).has_value());
+  ASSERT_TRUE(*harness_->store().ReleaseLease(Ref(*v, "v1")));
+  std::optional<Grant> again = LeaseFor("v2", Work::kVerify);
+  ASSERT_TRUE(again.has_value()) << "not after the lease's expiry: now";
+  EXPECT_EQ(again->task.task_id(), id);
+  ASSERT_TRUE(harness_->CompleteVerify(id, again->task.lease_epoch(), true));
+  EXPECT_FALSE(*harness_->store().ReleaseLease(Ref(*again, "v2"))) << "a verified task";
+}
+
 TEST_P(TaskStoreContract, TheCapLimitsLeasesPerHypertable) {
   cap_ = 2;
   for (int i = 0; i < 4; ++i) {
@@ -221,6 +283,50 @@ TEST_P(TaskStoreContract, TheCapLimitsLeasesPerHypertable) {
   EXPECT_TRUE(LeaseFor("w").has_value());
 }
 
+TEST_P(TaskStoreContract, ConcurrentLeasesEachGetATaskOfTheirOwnAndTheCapHolds) {
+  for (const char* h : {"a", "b", "c", "d"}) {
+    for (int i = 0; i < 10; ++i) harness_->Add(Spec(h, absl::StrCat(h, i), 100 + i));
+  }
+  // Asked all at once: a store may grant them together (PgTaskStore does).
+  const auto lease_all = [this](int callers, const std::string& round) {
+    std::vector<std::optional<Grant>> grants(static_cast<size_t>(callers));
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(callers));
+    for (int i = 0; i < callers; ++i) {
+      threads.emplace_back([&, i] {
+        LeaseRequest request = Request(absl::StrCat(round, i));
+        absl::StatusOr<std::optional<Grant>> g = harness_->store().Lease(request);
+        EXPECT_TRUE(g.ok()) << g.status();
+        if (g.ok()) grants[static_cast<size_t>(i)] = *g;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    return grants;
+  };
+  std::set<int64_t> held;
+  std::map<std::string, int> per_hypertable;
+  for (const std::optional<Grant>& g : lease_all(24, "w")) {
+    ASSERT_TRUE(g.has_value()) << "40 tasks for 24 workers";
+    EXPECT_EQ(g->task.lease_epoch(), 1);
+    EXPECT_TRUE(held.insert(g->task.task_id()).second) << "task " << g->task.task_id() << " twice";
+    ++per_hypertable[g->task.hypertable_name()];
+  }
+  // Largest first: 6 of each hypertable. Then, under a cap of 8, room for 2 more of each.
+  cap_ = 8;
+  int granted = 0;
+  for (const std::optional<Grant>& g : lease_all(24, "x")) {
+    if (!g.has_value()) continue;
+    ++granted;
+    EXPECT_TRUE(held.insert(g->task.task_id()).second) << "task " << g->task.task_id() << " twice";
+    ++per_hypertable[g->task.hypertable_name()];
+  }
+  EXPECT_EQ(granted, 8);
+  for (const auto& [hypertable, n] : per_hypertable) EXPECT_EQ(n, 8) << hypertable;
+  absl::StatusOr<TaskCounts> counts = harness_->store().Counts(Work::kCopy, 3, clock_->Now());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->leased, 32);
+}
+
 TEST_P(TaskStoreContract, ASweepReleasesTheLeaseOfASessionThatIsGone) {
   harness_->Add(Spec("m", "c1", 10));
   std::optional<Grant> grant = LeaseFor("w1");
@@ -228,24 +334,25 @@ TEST_P(TaskStoreContract, ASweepReleasesTheLeaseOfASessionThatIsGone) {
   TargetSession session = harness_->OpenSession();
   ASSERT_TRUE(
       *harness_->store().ExtendLease(Ref(*grant, "w1"), timeout_, clock_->Now(), session.pid));
-  absl::StatusOr<Sweep> sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
+  absl::StatusOr<Sweep> sweep = SweepFor(Work::kCopy);
   ASSERT_TRUE(sweep.ok());
   EXPECT_EQ(sweep->released, 0) << "its session is alive";
   EXPECT_TRUE(sweep->expired.empty());
   EXPECT_FALSE(LeaseFor("w2").has_value());
   harness_->CloseSession(session);
   ASSERT_TRUE(harness_->AwaitGone(session));
-  sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
+  sweep = SweepFor(Work::kCopy);
   ASSERT_TRUE(sweep.ok());
   EXPECT_EQ(sweep->released, 1);
   EXPECT_TRUE(sweep->expired.empty()) << "the holder has until the next sweep to report";
   // Its failure report still counts (an attempt, a back-off).
   clock_->Advance(absl::Milliseconds(100));
   EXPECT_FALSE(LeaseFor("w2").has_value());
-  sweep = harness_->store().SweepLeases(Work::kCopy, clock_->Now());
+  sweep = SweepFor(Work::kCopy);
   ASSERT_EQ(sweep->expired.size(), 1u) << "given up by the next sweep";
   EXPECT_EQ(sweep->expired[0].holder, "w1");
   EXPECT_TRUE(sweep->ended.empty()) << "that session is gone already";
+  clock_->Advance(absl::Milliseconds(600));  // the back-off of a first failed attempt
   std::optional<Grant> again = LeaseFor("w2");
   ASSERT_TRUE(again.has_value()) << "granted long before the lease's own expiry";
 }
@@ -263,7 +370,7 @@ TEST_P(TaskStoreContract, ASweepEndsTheSessionsOfExpiredLeasesAndGivesThemUp) {
   clock_->Advance(absl::Seconds(20));
   ASSERT_TRUE(*store.ExtendLease(Ref(*b, "w2"), timeout_, clock_->Now(), sb.pid));
   clock_->Advance(absl::Seconds(11));  // a expired, b runs
-  absl::StatusOr<Sweep> sweep = store.SweepLeases(Work::kCopy, clock_->Now());
+  absl::StatusOr<Sweep> sweep = SweepFor(Work::kCopy);
   ASSERT_TRUE(sweep.ok()) << sweep.status();
   ASSERT_EQ(sweep->ended.size(), 1u);
   EXPECT_EQ(sweep->ended[0].task_id, a_id);
@@ -273,6 +380,7 @@ TEST_P(TaskStoreContract, ASweepEndsTheSessionsOfExpiredLeasesAndGivesThemUp) {
   EXPECT_EQ(sweep->expired[0].task_id, a_id);
   EXPECT_EQ(sweep->expired[0].holder, "w1");
   EXPECT_TRUE(harness_->Alive(sb));
+  clock_->Advance(absl::Milliseconds(600));
   std::optional<Grant> again = LeaseFor("w3");
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->task.task_id(), a_id);
@@ -284,10 +392,11 @@ TEST_P(TaskStoreContract, ASweepEndsTheSessionsOfExpiredLeasesAndGivesThemUp) {
   std::optional<Grant> v = LeaseFor("v", Work::kVerify);
   ASSERT_TRUE(v.has_value());
   clock_->Advance(absl::Seconds(31));
-  EXPECT_TRUE(store.SweepLeases(Work::kCopy, clock_->Now())->expired.empty());
-  sweep = store.SweepLeases(Work::kVerify, clock_->Now());
+  EXPECT_TRUE(SweepFor(Work::kCopy)->expired.empty());
+  sweep = SweepFor(Work::kVerify);
   ASSERT_EQ(sweep->expired.size(), 1u);
   EXPECT_EQ(sweep->expired[0].holder, "v");
+  clock_->Advance(absl::Milliseconds(600));
   std::optional<Grant> v2 = LeaseFor("v2", Work::kVerify);
   ASSERT_TRUE(v2.has_value());
   EXPECT_EQ(v2->task.task_id(), v->task.task_id());

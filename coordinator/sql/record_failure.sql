@@ -14,5 +14,6 @@ SET lease_holder = NULL,
     END,
     lease_backend_pid = NULL,
     last_error = $3::text,
-    attempts = CASE WHEN $4::bool THEN attempts + 1 ELSE greatest(attempts + 1, $5::int) END
+    attempts = CASE WHEN $4::bool THEN attempts + 1 ELSE greatest(attempts + 1, $5::int) END,
+    gave_up = NOT $4::bool OR attempts + 1 >= $5::int
 WHERE task_id = $1::bigint AND lease_epoch = $2::bigint AND lease_holder = $6::text

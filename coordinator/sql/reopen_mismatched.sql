@@ -5,7 +5,8 @@
 -- lease. Returns the tasks re-opened.
 UPDATE __backfill.task
 SET worked = NULL, lease_epoch = lease_epoch + 1, lease_holder = NULL, lease_expires_at = NULL,
-    lease_backend_pid = NULL, lease_backend_start = NULL, attempts = 0, last_error = NULL,
+    lease_backend_pid = NULL, lease_backend_start = NULL, attempts = 0, gave_up = false,
+    last_error = NULL,
     verified = NULL, verify_matches = NULL, verify_report = NULL, rows_copied = NULL,
     bytes_copied = NULL, copy_message = NULL
 WHERE worked IS NOT NULL AND verify_matches IS FALSE

@@ -181,6 +181,87 @@ TEST(TaskSchemaTest, ATargetStagedBeforeVersionsIsMigratedAndANewerOneRefused) {
   EXPECT_EQ(conn->Exec(sql::kSchemaVersion)->GetInt(0, 0), 99) << "nothing written";
 }
 
+// A systematic failure (a privilege missing on a large hypertable) can use up the attempts of
+// thousands of tasks at the head of the grant order; a grant must not read them one by one.
+TEST(TaskSchemaTest, GrantsDoNotReadTasksWhoseAttemptsAreUsedUp) {
+  ASSERT_NE(Cluster(), nullptr);
+  const std::string dsn = Cluster()->Dsn(NewDatabase());
+  PgTaskStore store(std::make_shared<ConnectionPool>(dsn, "task-store-test", "target"));
+  ASSERT_TRUE(store.Migrate().ok());
+  std::unique_ptr<pg::Connection> conn = Connect(dsn);
+  ASSERT_NE(conn, nullptr);
+  // 400 large tasks ahead of 2,000 small ones in the grant order.
+  constexpr int kFailing = 400;
+  constexpr int kHealthy = 2000;
+  ASSERT_TRUE(
+      conn->Exec(absl::StrCat("INSERT INTO __backfill.task (hypertable_schema, hypertable_name, "
+                              "chunk_schema, chunk_name, target_chunk_schema, target_chunk_name, "
+                              "dimensions, time_column, time_type, source_bytes) "
+                              "SELECT 'public', 'm', 'i', 'c' || n, 'i', 'c' || n, "
+                              "'{\"time\": [0, 100]}', 'time', 'timestamptz', "
+                              "CASE WHEN n > ",
+                              kHealthy, " THEN 1000 + n ELSE 1 END FROM generate_series(1, ",
+                              kFailing + kHealthy, ") n"))
+          .ok());
+  // The large ones use up their attempts: half by a failure retrying cannot fix, half by
+  // leases that expired, once per attempt.
+  absl::Time now = absl::Now();
+  LeaseRequest request;
+  request.max_attempts = 3;
+  auto lease = [&](int i) -> std::optional<Grant> {
+    request.worker_id = absl::StrCat("w", i);
+    request.now = now;
+    absl::StatusOr<std::optional<Grant>> grant = store.Lease(request);
+    EXPECT_TRUE(grant.ok() && grant->has_value()) << i;
+    if (!grant.ok() || !grant->has_value()) return std::nullopt;
+    EXPECT_EQ((*grant)->task.hypertable_name(), "m");
+    return **grant;
+  };
+  for (int i = 0; i < kFailing / 2; ++i) {
+    std::optional<Grant> grant = lease(i);
+    ASSERT_TRUE(grant.has_value());
+    ASSERT_TRUE(*store.RecordFailure(
+        LeaseRef{grant->task.task_id(), grant->task.lease_epoch(), request.worker_id},
+        "permission denied", false, request.max_attempts, now));
+  }
+  for (int attempt = 1; attempt <= request.max_attempts; ++attempt) {
+    for (int i = 0; i < kFailing / 2; ++i) ASSERT_TRUE(lease(i).has_value());
+    now += request.lease_timeout + absl::Seconds(1);
+    absl::StatusOr<Sweep> sweep = store.SweepLeases(Work::kCopy, request.max_attempts, now);
+    ASSERT_TRUE(sweep.ok()) << sweep.status();
+    ASSERT_EQ(sweep->expired.size(), static_cast<size_t>(kFailing / 2));
+    EXPECT_EQ(sweep->expired[0].attempts, attempt);
+    now += absl::Minutes(1);  // past the back-off
+  }
+  ASSERT_TRUE(conn->Exec("ANALYZE __backfill.task").ok());
+  // The grant as the planner runs it: how many rows it read and threw away.
+  ASSERT_TRUE(conn->Exec("BEGIN").ok());
+  absl::StatusOr<pg::Result> plan =
+      conn->Exec(absl::StrCat("EXPLAIN (ANALYZE, COSTS OFF) ", sql::kLeaseTask),
+                 {"{w}", "30000", "3", TimestampParam(now)});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(conn->Exec("ROLLBACK").ok());
+  std::string text;
+  int64_t removed = 0;
+  for (int i = 0; i < plan->rows(); ++i) {
+    const std::string line = plan->Get(i, 0);
+    absl::StrAppend(&text, line, "\n");
+    const size_t at = line.find("Rows Removed by Filter: ");
+    if (at != std::string::npos) removed += std::stoll(line.substr(at + 24));
+  }
+  EXPECT_NE(text.find("task_free_size_idx"), std::string::npos) << text;
+  EXPECT_LE(removed, 2) << text;
+  absl::StatusOr<std::optional<Grant>> last = store.Lease(request);
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ((*last)->task.source_chunk_name(), "c1") << "the first of the small ones";
+  // The next copy gives the attempts back, and the tasks are granted again.
+  ASSERT_TRUE(store.ResetFailed().ok());
+  request.now = now + absl::Minutes(5);
+  absl::StatusOr<std::optional<Grant>> again = store.Lease(request);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->task.source_chunk_name(), absl::StrCat("c", kFailing + kHealthy));
+}
+
 }  // namespace
 }  // namespace backfill::testing
 
