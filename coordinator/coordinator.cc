@@ -131,6 +131,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   }
   lease.now = now;
   absl::StatusOr<std::optional<Grant>> granted = job->store->Lease(lease);
+  metrics_.lease_statement_seconds.Observe(absl::ToDoubleSeconds(clock_.Now() - now));
   if (!granted.ok()) return granted.status();
   if (!granted->has_value()) {
     absl::MutexLock lock(&mu_);

@@ -40,6 +40,8 @@ bool MemoryTaskStore::Complete(int64_t task_id, int64_t epoch, int64_t rows, int
   if (it == tasks_.end() || it->second.epoch != epoch || it->second.worked) return false;
   Task& t = it->second;
   t.worked = true;
+  t.done_by = std::move(t.holder);
+  t.holder.clear();
   t.rows = rows;
   t.bytes = bytes;
   t.expires.reset();
@@ -59,6 +61,8 @@ bool MemoryTaskStore::CompleteVerify(int64_t task_id, int64_t epoch, bool matche
   Task& t = it->second;
   if (t.epoch != epoch || !t.worked || t.verified) return false;
   t.verified = true;
+  t.done_by = std::move(t.holder);
+  t.holder.clear();
   t.matches = matches;
   t.report = report;
   t.expires.reset();
@@ -98,6 +102,16 @@ MemoryTaskStore::Task* MemoryTaskStore::Find(const LeaseRef& lease) {
   auto it = tasks_.find(lease.task_id);
   if (it == tasks_.end() || it->second.epoch != lease.epoch ||
       it->second.holder != lease.worker_id || lease.worker_id.empty()) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
+MemoryTaskStore::Task* MemoryTaskStore::FindHeldOrDone(const LeaseRef& lease) {
+  if (Task* t = Find(lease); t != nullptr) return t;
+  auto it = tasks_.find(lease.task_id);
+  if (it == tasks_.end() || it->second.epoch != lease.epoch || lease.worker_id.empty() ||
+      it->second.done_by != lease.worker_id) {
     return nullptr;
   }
   return &it->second;
@@ -159,7 +173,7 @@ absl::StatusOr<bool> MemoryTaskStore::ExtendLease(const LeaseRef& lease, absl::D
                                                   absl::Time now,
                                                   std::optional<int32_t> backend_pid) {
   absl::MutexLock lock(&mu_);
-  Task* t = Find(lease);
+  Task* t = FindHeldOrDone(lease);
   if (t == nullptr) return false;
   if (!t->expires.has_value()) return true;  // completed (or failed) by this holder
   t->expires = now + timeout;
@@ -171,7 +185,7 @@ absl::StatusOr<bool> MemoryTaskStore::ExtendLease(const LeaseRef& lease, absl::D
 
 absl::StatusOr<bool> MemoryTaskStore::HoldsLease(const LeaseRef& lease) {
   absl::MutexLock lock(&mu_);
-  return Find(lease) != nullptr;
+  return FindHeldOrDone(lease) != nullptr;
 }
 
 absl::StatusOr<bool> MemoryTaskStore::RecordFailure(const LeaseRef& lease, const std::string& error,

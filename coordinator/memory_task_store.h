@@ -69,7 +69,8 @@ class MemoryTaskStore : public TaskStore {
     int64_t rows = 0;
     int64_t bytes = 0;
     int64_t epoch = 0;
-    std::string holder;  // "" for NULL
+    std::string holder;   // "" for NULL
+    std::string done_by;  // who completed the copy or verification at `epoch`
     std::optional<absl::Time> expires;
     int attempts = 0;
     std::string last_error;
@@ -79,7 +80,10 @@ class MemoryTaskStore : public TaskStore {
     std::optional<bool> matches;
     std::string report;
   };
+  // The task if `lease` holds it now.
   Task* Find(const LeaseRef& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The task if `lease` holds it now or completed it at its epoch.
+  Task* FindHeldOrDone(const LeaseRef& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool LeaseLive(const Task& task, absl::Time now) const {
     return task.expires.has_value() && *task.expires > now && !task.holder.empty();
   }

@@ -41,6 +41,15 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry)
               .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
                                                                300, 600, 1800, 3600})),
       lease_grants(NewCounter(registry, "backfill_lease_grants_total", "Leases granted")),
+      lease_statement_seconds(
+          prometheus::BuildHistogram()
+              .Name("backfill_lease_statement_seconds")
+              .Help("Time a lease request spent granting in the target (its wait for a group of "
+                    "requests included); requests answered WAIT without asking are not counted")
+              .Register(registry)
+              .Add({},
+                   prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                           0.05, 0.1, 0.25, 0.5, 1, 2.5})),
       lease_expiries(NewCounter(registry, "backfill_lease_expiries_total",
                                 "Leases that expired and whose task was granted again")),
       connected_workers(prometheus::BuildGauge()

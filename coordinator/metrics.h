@@ -29,6 +29,8 @@ struct CoordinatorMetrics {
   prometheus::Counter& chunks_failed;  // failure reports, retried or not
   prometheus::Histogram& chunk_copy_seconds;
   prometheus::Counter& lease_grants;
+  // Lease requests that asked the target: the grant statement, its wait for a group included.
+  prometheus::Histogram& lease_statement_seconds;
   prometheus::Counter& lease_expiries;  // grants that took a task over from an expired holder
   prometheus::Gauge& connected_workers;
 };

@@ -17,7 +17,7 @@ namespace backfill {
 
 // The layout this release writes. Migration N (1-based) brings version N-1 to N; version 0 is
 // a target staged before versions were kept, whatever columns it has.
-inline constexpr int kTaskSchemaVersion = 4;
+inline constexpr int kTaskSchemaVersion = 5;
 
 // Creates __backfill or brings it to kTaskSchemaVersion, in one transaction that takes turns
 // with other migrations. FailedPrecondition when a newer release wrote a later version.

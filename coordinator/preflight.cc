@@ -120,10 +120,12 @@ absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& 
   }
   // A statement of the coordinator's that waits on a row a stopped worker's transaction
   // holds (a heartbeat on its own task) gives up after a while instead of keeping one of the
-  // pool's few connections until that session is ended.
-  auto pool = std::make_shared<ConnectionPool>(databases.target(), application_name, "target",
-                                               ConnectionPool::kDefaultMaxConnections,
-                                               "SET lock_timeout = '5s'");
+  // pool's few connections until that session is ended. Its statements read a few rows by
+  // index, many times a second: never worth starting parallel workers for (60 ms each when
+  // a cached plan expects many rows).
+  auto pool = std::make_shared<ConnectionPool>(
+      databases.target(), application_name, "target", ConnectionPool::kDefaultMaxConnections,
+      "SET lock_timeout = '5s'; SET max_parallel_workers_per_gather = 0");
   absl::StatusOr<ConnectionPool::Handle> conn = pool->Acquire();
   if (!conn.ok()) return conn.status();
   absl::StatusOr<pg::Result> exists = (*conn)->Exec(sql::kSchemaExists);

@@ -13,5 +13,6 @@ SET lease_expires_at = CASE WHEN t.lease_expires_at IS NULL THEN NULL
     lease_backend_start = CASE WHEN t.lease_expires_at IS NULL THEN t.lease_backend_start
                                ELSE (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a
                                      WHERE a.pid = $5::int) END
-WHERE t.task_id = $1::bigint AND t.lease_epoch = $2::bigint AND t.lease_holder = $3::text
+WHERE t.task_id = $1::bigint AND t.lease_epoch = $2::bigint
+  AND (t.lease_holder = $3::text OR t.done_by = $3::text)  -- done_by: completed at this epoch
 RETURNING true AS held

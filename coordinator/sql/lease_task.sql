@@ -9,10 +9,11 @@
 -- worker holds KEY SHARE locks on are still grantable (NO KEY UPDATE does not conflict), so a
 -- re-grant never waits on a live or stopped worker; its commit is then fenced out by epoch.
 -- Under a per-hypertable cap, lease_task_capped.sql instead.
--- The statement is prepared, and its generic plan knows neither how many workers ask (the
--- LIMIT) nor the max attempts: given an index on attempts it would read every pending task
--- through it and sort them (20 ms at 10,000 tasks instead of 0.3). `attempts + 0` keeps that
--- index out of its choices; tasks whose attempts are used up are left out by gave_up anyway.
+-- The statement is prepared, and its cached plan does not know the max attempts: given an
+-- index on attempts it would read every pending task through it and sort them (20 ms at
+-- 10,000 tasks instead of 0.3). `attempts + 0` keeps that index out of its choices; tasks
+-- whose attempts are used up are left out by gave_up anyway. The coordinator makes the
+-- top-level LIMIT a constant (PgTaskStore, GrantStatement) so the cached plan is used.
 WITH free AS (
   SELECT task_id, source_bytes
   FROM __backfill.task

@@ -7,10 +7,11 @@
 -- offers its best tasks (by index) up to its room under the cap, so a grant costs the same at
 -- a million tasks as at a thousand, even when every hypertable is at its cap. Two of these at
 -- once could both see room for one more: the coordinator runs one at a time.
--- The statement is prepared, and its generic plan knows neither how many workers ask (the
--- LIMIT) nor the max attempts: given an index on attempts it would read every pending task
--- through it and sort them (20 ms at 10,000 tasks instead of 0.3). `attempts + 0` keeps that
--- index out of its choices; tasks whose attempts are used up are left out by gave_up anyway.
+-- The statement is prepared, and its cached plan does not know the max attempts: given an
+-- index on attempts it would read every pending task through it and sort them (20 ms at
+-- 10,000 tasks instead of 0.3). `attempts + 0` keeps that index out of its choices; tasks
+-- whose attempts are used up are left out by gave_up anyway. The coordinator makes the
+-- top-level LIMIT a constant (PgTaskStore, GrantStatement) so the cached plan is used.
 WITH leased AS (  -- the few tasks leased now, counted per hypertable in one pass
   SELECT hypertable_schema, hypertable_name, count(*) AS n
   FROM __backfill.task

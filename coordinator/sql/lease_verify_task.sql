@@ -1,10 +1,11 @@
 -- $1 worker ids (text[]: one task each at most), $2 lease timeout in milliseconds (bigint),
 -- $3 max attempts (int), $4 now (timestamptz, the coordinator's clock)
 -- Like lease_task.sql, for the verification of copied tasks, in task order.
--- The statement is prepared, and its generic plan knows neither how many workers ask (the
--- LIMIT) nor the max attempts: given an index on attempts it would read every pending task
--- through it and sort them (20 ms at 10,000 tasks instead of 0.3). `attempts + 0` keeps that
--- index out of its choices; tasks whose attempts are used up are left out by gave_up anyway.
+-- The statement is prepared, and its cached plan does not know the max attempts: given an
+-- index on attempts it would read every pending task through it and sort them (20 ms at
+-- 10,000 tasks instead of 0.3). `attempts + 0` keeps that index out of its choices; tasks
+-- whose attempts are used up are left out by gave_up anyway. The coordinator makes the
+-- top-level LIMIT a constant (PgTaskStore, GrantStatement) so the cached plan is used.
 WITH free AS (
   SELECT task_id
   FROM __backfill.task

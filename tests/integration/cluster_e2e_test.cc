@@ -78,9 +78,9 @@ TEST_F(ClusterTest, CoordinatorAndTwoWorkerProcessesCopyEveryRowBelowUntilExactl
   EXPECT_EQ(TargetDigest(below), SourceDigest(below));
   EXPECT_EQ(TargetDigest(at_or_after), dual_before);
   EXPECT_EQ(TargetValue(versions), versions_before);
-  // Every chunk was copied by one of the two worker processes.
+  // Every chunk was copied by one of the two worker processes (a done task names who did it).
   EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE worked IS NOT NULL AND "
-                        "(lease_holder LIKE 'w1#%' OR lease_holder LIKE 'w2#%')"),
+                        "(done_by LIKE 'w1#%' OR done_by LIKE 'w2#%') AND lease_holder IS NULL"),
             "15");
 
   ProcessResult verified =
@@ -90,8 +90,7 @@ TEST_F(ClusterTest, CoordinatorAndTwoWorkerProcessesCopyEveryRowBelowUntilExactl
   EXPECT_TRUE(absl::StrContains(verified.out, "Verified 15 chunks: 0 differ.")) << verified.out;
   // Verification too was leased to the worker processes, chunk by chunk.
   EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE verified IS NOT NULL AND "
-                        "verify_matches AND (lease_holder LIKE 'w1#%' OR lease_holder LIKE "
-                        "'w2#%')"),
+                        "verify_matches AND (done_by LIKE 'w1#%' OR done_by LIKE 'w2#%')"),
             "15");
   ProcessResult cleaned =
       Ctl({"clean", "--coordinator", address, "--target", TargetDsn()}, {}, "backfillctl");
@@ -275,10 +274,10 @@ TEST_F(ClusterTest, HostileOrConfusedRpcsGetClearErrorsAndChangeNothing) {
           .exit_code,
       0);
   const std::string state_query =
-      "SELECT string_agg(concat_ws('|', task_id, lease_epoch, lease_holder, attempts, "
+      "SELECT string_agg(concat_ws('|', task_id, lease_epoch, lease_holder, done_by, attempts, "
       "last_error, worked IS NOT NULL), ',' ORDER BY task_id) FROM __backfill.task";
   const std::string before = TargetValue(state_query);
-  const std::string holder = TargetValue("SELECT lease_holder FROM __backfill.task LIMIT 1");
+  const std::string holder = TargetValue("SELECT done_by FROM __backfill.task LIMIT 1");
   const std::string task = TargetValue("SELECT task_id FROM __backfill.task LIMIT 1");
   const std::string epoch =
       TargetValue(absl::StrCat("SELECT lease_epoch FROM __backfill.task WHERE task_id = ", task));

@@ -153,7 +153,7 @@ TEST_F(FaultTest, WorkersKilledAtRandomPointsNeverLoseOrDuplicateARow) {
       const std::string name = killed.substr(killed.find(' ') + 1);
       const std::string state = TargetValue(absl::StrCat(
           "SELECT CASE WHEN worked IS NULL THEN 'pending' WHEN lease_epoch > 1 THEN 'regranted' "
-          "WHEN split_part(lease_holder, '#', 1) = '",
+          "WHEN split_part(done_by, '#', 1) = '",
           name,
           "' THEN 'committed before the kill' ELSE 'unexplained' END FROM "
           "__backfill.task WHERE task_id = ",
@@ -212,9 +212,8 @@ TEST_F(FaultTest, AStoppedWorkerWhoseLeaseWasGrantedAgainNeverCommits) {
   EXPECT_TRUE(absl::StrContains(ReadFile(coordinator_->log_path()),
                                 "ended the target session of the expired lease"))
       << ReadFile(coordinator_->log_path());
-  EXPECT_EQ(
-      TargetValue("SELECT lease_epoch || ' ' || lease_holder FROM __backfill.task").substr(0, 10),
-      "2 rescuer#");
+  EXPECT_EQ(TargetValue("SELECT lease_epoch || ' ' || done_by FROM __backfill.task").substr(0, 10),
+            "2 rescuer#");
   const std::string all = "SELECT * FROM public.f";
   EXPECT_EQ(TargetDigest(all), SourceDigest(all));
   // The zombie, woken, finds its session gone and commits nothing.

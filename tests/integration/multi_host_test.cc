@@ -184,7 +184,7 @@ TEST_F(MultiHostTest, AWorkerCutOffMidChunkLosesItsLeaseAndCommitsNothing) {
   EXPECT_EQ(Value(target_, "SELECT count(*) FROM public.f WHERE time >= '2024-01-07'"), "0");
   // Another worker finished w1's chunk under a newer epoch.
   const std::string holder =
-      Value(target_, absl::StrCat("SELECT lease_epoch > 1 AND lease_holder NOT LIKE 'w1#%' FROM "
+      Value(target_, absl::StrCat("SELECT lease_epoch > 1 AND done_by NOT LIKE 'w1#%' FROM "
                                   "__backfill.task WHERE format('%s.%s', chunk_schema, "
                                   "chunk_name) = '",
                                   chunk, "'"));

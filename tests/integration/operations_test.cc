@@ -318,6 +318,7 @@ TEST_F(OperationsTest, MetricsEndpointsShowTheCountersMovingDuringACopy) {
   EXPECT_EQ(MetricValue(scrape, "backfill_chunks_copied_total"), 6) << scrape;
   EXPECT_EQ(MetricValue(scrape, "backfill_lease_grants_total"), 6) << scrape;
   EXPECT_EQ(MetricValue(scrape, "backfill_lease_expiries_total"), 0) << scrape;
+  EXPECT_GE(MetricValue(scrape, "backfill_lease_statement_seconds_count"), 6) << scrape;
   EXPECT_EQ(MetricValue(scrape, "backfill_tasks{state=\"pending\"}"), 0) << scrape;
   EXPECT_GT(MetricValue(scrape, "backfill_bytes_copied_total"), 0) << scrape;
   const std::string worker = HttpGet(worker_port, "/metrics");

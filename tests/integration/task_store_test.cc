@@ -262,6 +262,67 @@ TEST(TaskSchemaTest, GrantsDoNotReadTasksWhoseAttemptsAreUsedUp) {
   EXPECT_EQ((*again)->task.source_chunk_name(), absl::StrCat("c", kFailing + kHealthy));
 }
 
+// Mid-migration most tasks are done. A done task names no holder (its holder moves to done_by),
+// so that the planner's statistics of lease_holder stay true and the sweeps, prepared
+// statements run every 250 ms, read the few held tasks through task_held_idx rather than
+// every pending task through another index (over a second each at a million tasks).
+TEST(TaskSchemaTest, DoneTasksNameNoHolderSoTheSweepsReadOnlyTheHeld) {
+  ASSERT_NE(Cluster(), nullptr);
+  const std::string dsn = Cluster()->Dsn(NewDatabase());
+  PgTaskStore store(std::make_shared<ConnectionPool>(dsn, "task-store-test", "target"));
+  ASSERT_TRUE(store.Migrate().ok());
+  std::unique_ptr<pg::Connection> conn = Connect(dsn);
+  ASSERT_NE(conn, nullptr);
+  constexpr int kTasks = 20000;
+  constexpr int kDone = 12000;
+  constexpr int kHeld = 8;
+  ASSERT_TRUE(
+      conn->Exec(absl::StrCat("INSERT INTO __backfill.task (hypertable_schema, hypertable_name, "
+                              "chunk_schema, chunk_name, target_chunk_schema, target_chunk_name, "
+                              "dimensions, time_column, time_type, source_bytes) "
+                              "SELECT 'public', 'h' || n % 10, 'i', 'c' || n, 'i', 'c' || n, "
+                              "'{\"time\": [0, 100]}', 'time', 'timestamptz', n "
+                              "FROM generate_series(1, ",
+                              kTasks, ") n"))
+          .ok());
+  LeaseRequest request;
+  request.now = absl::Now();
+  for (int i = 0; i < kDone + kHeld; ++i) {
+    request.worker_id = absl::StrCat("w", i % 64);
+    absl::StatusOr<std::optional<Grant>> grant = store.Lease(request);
+    ASSERT_TRUE(grant.ok() && grant->has_value()) << i;
+    if (i >= kDone) continue;
+    const v1::Task& task = (*grant)->task;
+    absl::StatusOr<pg::Result> done =
+        conn->Exec(sql::kCompleteTask,
+                   {absl::StrCat(task.task_id()), absl::StrCat(task.lease_epoch()), "1", "1", ""});
+    ASSERT_TRUE(done.ok() && done->rows() == 1) << i;
+    // Its holder is still recognised: a report after the commit, a heartbeat that raced it.
+    const LeaseRef ref{task.task_id(), task.lease_epoch(), request.worker_id};
+    if (i % 1000 == 0) {
+      EXPECT_TRUE(*store.HoldsLease(ref)) << i;
+      EXPECT_TRUE(*store.ExtendLease(ref, request.lease_timeout, request.now, std::nullopt)) << i;
+      EXPECT_FALSE(*store.HoldsLease(LeaseRef{ref.task_id, ref.epoch, "another"})) << i;
+    }
+  }
+  EXPECT_EQ(conn->Exec("SELECT count(*) FROM __backfill.task WHERE lease_holder IS NOT NULL")
+                ->GetInt(0, 0),
+            kHeld);
+  ASSERT_TRUE(conn->Exec("ANALYZE __backfill.task").ok());
+  // The sweep as the coordinator runs it: prepared, with the plan PostgreSQL caches.
+  ASSERT_TRUE(conn->Exec("SET plan_cache_mode = force_generic_plan").ok());
+  ASSERT_TRUE(
+      conn->Exec(absl::StrCat("PREPARE sweep(timestamptz, int) AS ", sql::kExpireLeases)).ok());
+  ASSERT_TRUE(conn->Exec("BEGIN").ok());
+  absl::StatusOr<pg::Result> plan = conn->Exec(absl::StrCat(
+      "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE sweep('", TimestampParam(request.now), "', 10)"));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(conn->Exec("ROLLBACK").ok());
+  std::string text;
+  for (int i = 0; i < plan->rows(); ++i) absl::StrAppend(&text, plan->Get(i, 0), "\n");
+  EXPECT_NE(text.find("task_held_idx"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace backfill::testing
 
