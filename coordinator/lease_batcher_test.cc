@@ -84,9 +84,10 @@ class Callers {
   explicit Callers(LeaseBatcher* batcher) : batcher_(batcher) {}
   ~Callers() { Join(); }
   void Start(const LeaseRequest& request) {
-    const int n = static_cast<int>(results_.size());
-    results_.push_back(std::make_unique<absl::StatusOr<std::optional<Grant>>>());
-    threads_.emplace_back([this, request, n] { *results_[n] = batcher_->Lease(request); });
+    // Each thread writes through its own pointer: results_ grows while threads run.
+    auto* slot =
+        results_.emplace_back(std::make_unique<absl::StatusOr<std::optional<Grant>>>()).get();
+    threads_.emplace_back([this, request, slot] { *slot = batcher_->Lease(request); });
   }
   void Join() {
     for (std::thread& t : threads_) t.join();

@@ -181,28 +181,48 @@ TEST(TaskSchemaTest, ATargetStagedBeforeVersionsIsMigratedAndANewerOneRefused) {
   EXPECT_EQ(conn->Exec(sql::kSchemaVersion)->GetInt(0, 0), 99) << "nothing written";
 }
 
+// Inserts tasks c1..c`count` as the stager would; `hypertable` and `bytes` are SQL of n.
+absl::Status InsertTasks(pg::Connection& conn, int count, const std::string& hypertable,
+                         const std::string& bytes) {
+  return conn
+      .Exec(absl::StrCat("INSERT INTO __backfill.task (hypertable_schema, hypertable_name, "
+                         "chunk_schema, chunk_name, target_chunk_schema, target_chunk_name, "
+                         "dimensions, time_column, time_type, source_bytes) "
+                         "SELECT 'public', ",
+                         hypertable, ", 'i', 'c' || n, 'i', 'c' || n, '{\"time\": [0, 100]}', ",
+                         "'time', 'timestamptz', ", bytes, " FROM generate_series(1, ", count,
+                         ") n"))
+      .status();
+}
+
+// A migrated PgTaskStore in a fresh database, and a session of the test's own on it.
+class TaskIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(Cluster(), nullptr);
+    dsn_ = Cluster()->Dsn(NewDatabase());
+    store_ = std::make_unique<PgTaskStore>(
+        std::make_shared<ConnectionPool>(dsn_, "task-store-test", "target"));
+    ASSERT_TRUE(store_->Migrate().ok());
+    conn_ = Connect(dsn_);
+    ASSERT_NE(conn_, nullptr);
+  }
+  std::string dsn_;
+  std::unique_ptr<PgTaskStore> store_;
+  std::unique_ptr<pg::Connection> conn_;
+};
+
 // A systematic failure (a privilege missing on a large hypertable) can use up the attempts of
 // thousands of tasks at the head of the grant order; a grant must not read them one by one.
-TEST(TaskSchemaTest, GrantsDoNotReadTasksWhoseAttemptsAreUsedUp) {
-  ASSERT_NE(Cluster(), nullptr);
-  const std::string dsn = Cluster()->Dsn(NewDatabase());
-  PgTaskStore store(std::make_shared<ConnectionPool>(dsn, "task-store-test", "target"));
-  ASSERT_TRUE(store.Migrate().ok());
-  std::unique_ptr<pg::Connection> conn = Connect(dsn);
-  ASSERT_NE(conn, nullptr);
+TEST_F(TaskIndexTest, GrantsDoNotReadTasksWhoseAttemptsAreUsedUp) {
+  PgTaskStore& store = *store_;
+  pg::Connection* conn = conn_.get();
   // 400 large tasks ahead of 2,000 small ones in the grant order.
   constexpr int kFailing = 400;
   constexpr int kHealthy = 2000;
-  ASSERT_TRUE(
-      conn->Exec(absl::StrCat("INSERT INTO __backfill.task (hypertable_schema, hypertable_name, "
-                              "chunk_schema, chunk_name, target_chunk_schema, target_chunk_name, "
-                              "dimensions, time_column, time_type, source_bytes) "
-                              "SELECT 'public', 'm', 'i', 'c' || n, 'i', 'c' || n, "
-                              "'{\"time\": [0, 100]}', 'time', 'timestamptz', "
-                              "CASE WHEN n > ",
-                              kHealthy, " THEN 1000 + n ELSE 1 END FROM generate_series(1, ",
-                              kFailing + kHealthy, ") n"))
-          .ok());
+  ASSERT_TRUE(InsertTasks(*conn, kFailing + kHealthy, "'m'",
+                          absl::StrCat("CASE WHEN n > ", kHealthy, " THEN 1000 + n ELSE 1 END"))
+                  .ok());
   // The large ones use up their attempts: half by a failure retrying cannot fix, half by
   // leases that expired, once per attempt.
   absl::Time now = absl::Now();
@@ -266,25 +286,13 @@ TEST(TaskSchemaTest, GrantsDoNotReadTasksWhoseAttemptsAreUsedUp) {
 // so that the planner's statistics of lease_holder stay true and the sweeps, prepared
 // statements run every 250 ms, read the few held tasks through task_held_idx rather than
 // every pending task through another index (over a second each at a million tasks).
-TEST(TaskSchemaTest, DoneTasksNameNoHolderSoTheSweepsReadOnlyTheHeld) {
-  ASSERT_NE(Cluster(), nullptr);
-  const std::string dsn = Cluster()->Dsn(NewDatabase());
-  PgTaskStore store(std::make_shared<ConnectionPool>(dsn, "task-store-test", "target"));
-  ASSERT_TRUE(store.Migrate().ok());
-  std::unique_ptr<pg::Connection> conn = Connect(dsn);
-  ASSERT_NE(conn, nullptr);
+TEST_F(TaskIndexTest, DoneTasksNameNoHolderSoTheSweepsReadOnlyTheHeld) {
+  PgTaskStore& store = *store_;
+  pg::Connection* conn = conn_.get();
   constexpr int kTasks = 20000;
   constexpr int kDone = 12000;
   constexpr int kHeld = 8;
-  ASSERT_TRUE(
-      conn->Exec(absl::StrCat("INSERT INTO __backfill.task (hypertable_schema, hypertable_name, "
-                              "chunk_schema, chunk_name, target_chunk_schema, target_chunk_name, "
-                              "dimensions, time_column, time_type, source_bytes) "
-                              "SELECT 'public', 'h' || n % 10, 'i', 'c' || n, 'i', 'c' || n, "
-                              "'{\"time\": [0, 100]}', 'time', 'timestamptz', n "
-                              "FROM generate_series(1, ",
-                              kTasks, ") n"))
-          .ok());
+  ASSERT_TRUE(InsertTasks(*conn, kTasks, "'h' || n % 10", "n").ok());
   LeaseRequest request;
   request.now = absl::Now();
   for (int i = 0; i < kDone + kHeld; ++i) {
