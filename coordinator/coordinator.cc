@@ -144,6 +144,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   response.set_kind(v1::LeaseTaskResponse::TASK);
   response.set_work(job->work);
   response.set_row_hash(job->row_hash);
+  response.set_row_by_row(job->row_by_row);
   *response.mutable_databases() = job->databases;
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
   if (!verify) response.set_max_bytes_per_second(RateShare());
@@ -285,6 +286,7 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   if (!opened.ok()) return opened.status();
   Job proto;
   proto.work = v1::LeaseTaskResponse::COPY;
+  proto.row_by_row = request.row_by_row();
   proto.databases = request.databases();
   proto.store = *opened;
   absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto, [&](Job& job) {

@@ -12,7 +12,7 @@ absl::StatusOr<std::shared_ptr<const Job>> JobRegistry::Join(const Job& proto,
     for (;;) {
       if (job_ == nullptr) break;
       if (job_->databases.target() != proto.databases.target() || job_->work != proto.work ||
-          job_->row_hash != proto.row_hash) {
+          job_->row_hash != proto.row_hash || job_->row_by_row != proto.row_by_row) {
         return absl::FailedPreconditionError(
             "this coordinator is serving another copy or verify; wait for it to finish");
       }

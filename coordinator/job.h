@@ -26,6 +26,7 @@ namespace backfill {
 struct Job {
   v1::LeaseTaskResponse::Work work = v1::LeaseTaskResponse::COPY;
   bool row_hash = false;
+  bool row_by_row = false;  // copy --no-bulk-load
   v1::Databases databases;
   std::shared_ptr<TaskStore> store;
   int64_t done_at_open = 0;  // tasks done before the job could lease

@@ -56,6 +56,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   *request.mutable_databases() = options.databases;
   request.set_allow_active_jobs(options.allow_active_jobs);
   request.set_repair(options.repair);
+  request.set_row_by_row(options.no_bulk_load);
   if (embedded != nullptr) request.set_planned_workers(options.parallelism);
   if (options.max_rate >= 0) request.set_max_bytes_per_second(options.max_rate);
   if (options.max_chunks_per_hypertable >= 0) {

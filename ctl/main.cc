@@ -133,6 +133,10 @@ int main(int argc, char** argv) {
   copy->add_flag("--repair", options.repair,
                  "first re-open the copied chunks the last verify found different (damaged in "
                  "the target, or changed in the source since), so they are copied again");
+  copy->add_flag("--no-bulk-load", options.no_bulk_load,
+                 "copy whole uncompressed chunks row by row into their indexes instead of loading "
+                 "them as pg_restore does (TRUNCATE, COPY FREEZE, indexes built after): slower, "
+                 "but no reader of the target waits for a chunk being copied");
   copy->add_flag("--json", options.json,
                  "print JSON lines on stdout: one per chunk, one per progress interval, and a "
                  "last one with the outcome");

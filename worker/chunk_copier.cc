@@ -6,8 +6,11 @@
 #include <limits>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "backfill_worker_sql.h"
 #include "common/catalog.h"
 #include "common/quote.h"
@@ -15,6 +18,9 @@
 
 namespace backfill {
 namespace {
+
+// How long a bulk load waits for the target chunk's readers before it copies row by row.
+constexpr char kLockWait[] = "2s";
 
 // Ends whatever transaction is open on `conn`; errors are irrelevant here (a broken
 // connection rolls back on the server by itself).
@@ -55,21 +61,44 @@ enum class Read {
   kQuery,  // COPY (SELECT ...): what a query sees, e.g. a compressed chunk's rows decompressed
 };
 
+enum class Write {
+  kRows,    // into the table as it is
+  kFrozen,  // FREEZE: the table was created or emptied by TRUNCATE in this (sub)transaction
+};
+
 // COPY the rows of `source_table` (only those matching `where`, if not empty) on the source
 // into `target_table (columns)` on the target, binary unless a column type has no binary I/O.
 absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& target, Read read,
                                     const std::string& source_table, const std::string& where,
                                     const std::string& target_table, const ColumnList& columns,
-                                    RateLimiter* limiter) {
+                                    RateLimiter* limiter, Write write = Write::kRows) {
   const std::string format = columns.binary ? "binary" : "text";
   const std::string out =
       read == Read::kTable && where.empty()
           ? absl::StrCat(source_table, " (", columns.names, ")")
           : absl::StrCat("(SELECT ", columns.names, " FROM ", source_table, where, ")");
-  return target.CopyFrom(source, absl::StrCat("COPY ", out, " TO STDOUT (FORMAT ", format, ")"),
-                         absl::StrCat("COPY ", target_table, " (", columns.names,
-                                      ") FROM STDIN (FORMAT ", format, ")"),
-                         limiter);
+  return target.CopyFrom(
+      source, absl::StrCat("COPY ", out, " TO STDOUT (FORMAT ", format, ")"),
+      absl::StrCat("COPY ", target_table, " (", columns.names, ") FROM STDIN (FORMAT ", format,
+                   write == Write::kFrozen ? ", FREEZE)" : ")"),
+      limiter);
+}
+
+CopyOutcome Fenced() {
+  CopyOutcome outcome;
+  outcome.kind = CopyOutcome::Kind::kFenced;
+  return outcome;
+}
+
+// Says once per hypertable, in this process, why its whole chunks are copied row by row.
+void NoteRowByRow(const std::string& hypertable, const std::string& why) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* noted ABSL_GUARDED_BY(mu) = new absl::flat_hash_set<std::string>();
+  absl::MutexLock lock(&mu);
+  if (noted->insert(hypertable).second) {
+    LOG(INFO) << "whole chunks of " << hypertable
+              << " are copied row by row into their indexes: " << why;
+  }
 }
 
 absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk) {
@@ -106,7 +135,7 @@ class Copier {
     absl::StatusOr<pg::Result> fence = target_.Exec(
         sql::kFenceTask, {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch)});
     if (!fence.ok()) return fence.status();
-    if (fence->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0, false};
+    if (fence->rows() == 0) return Fenced();
 
     absl::StatusOr<ChunkState> source_state =
         ReadChunkState(source_, spec_.source_chunk_schema, spec_.source_chunk_name);
@@ -135,6 +164,9 @@ class Copier {
       if (!copied.ok()) return copied;
       message = absl::StrCat("copied ", outcome.rows, " rows from ", display,
                              outcome.batches_copied ? " (compressed batches as they are)" : "");
+      if (!outcome.row_by_row.empty()) {
+        absl::StrAppend(&message, " (row by row: ", outcome.row_by_row, ")");
+      }
       if (spec_.carry_invalidations) {
         absl::StatusOr<int64_t> carried = CarryInvalidations();
         if (!carried.ok()) return carried.status();
@@ -147,7 +179,7 @@ class Copier {
         sql::kCompleteTask, {absl::StrCat(spec_.task_id), absl::StrCat(spec_.lease_epoch),
                              absl::StrCat(outcome.rows), absl::StrCat(outcome.bytes), message});
     if (!completed.ok()) return completed.status();
-    if (completed->rows() == 0) return CopyOutcome{CopyOutcome::Kind::kFenced, 0, 0, false};
+    if (completed->rows() == 0) return Fenced();
     if (absl::Status s = target_.ExecScript("COMMIT"); !s.ok()) return s;
     Rollback(source_);
     return outcome;
@@ -167,6 +199,19 @@ class Copier {
     if (!columns.ok()) return columns.status();
     const std::string where = TaskRangeWhere(spec_.cut, spec_.time_column, spec_.time_type,
                                              spec_.until_literal, spec_.from_literal);
+    // A whole plain chunk nobody writes into (it ends before --until) is loaded as pg_restore
+    // loads a table, unless it cannot be; a chunk cut by --until or --from never is, so the
+    // application's inserts into it are never blocked.
+    if (spec_.bulk_load && where.empty() && source_state.status == 0 && target_state.status == 0) {
+      absl::StatusOr<std::string> refusal = BulkLoad(*columns, outcome);
+      if (!refusal.ok()) return refusal.status();
+      if (refusal->empty()) return absl::OkStatus();
+      outcome->row_by_row = *std::move(refusal);
+      if (outcome->row_by_row_per_hypertable) {
+        NoteRowByRow(DisplayName(target_state.hypertable_schema, target_state.hypertable_name),
+                     outcome->row_by_row);
+      }
+    }
     if (absl::Status s = target_.ExecScript(absl::StrCat("DELETE FROM ", target_chunk_, where));
         !s.ok()) {
       return s;
@@ -179,6 +224,82 @@ class Copier {
     outcome->bytes = stats->bytes;
     if (source_state.compressed()) return Call(target_, "public.compress_chunk", target_chunk_);
     return absl::OkStatus();
+  }
+
+  // The whole chunk the way pg_restore loads a table: TRUNCATE (a new, empty file), the
+  // chunk's own indexes dropped, COPY FREEZE (rows written frozen and all-visible, so no
+  // later anti-wraparound vacuum rewrites the freshly loaded pages), the indexes built again
+  // in bulk under their names. The chunk keeps its identity: its catalog rows, constraints,
+  // triggers, owner, privileges and options are untouched. Returns why it could not ("" when
+  // it did), having changed nothing then; the chunk is locked ACCESS EXCLUSIVE until commit.
+  absl::StatusOr<std::string> BulkLoad(const ColumnList& columns, CopyOutcome* outcome) {
+    absl::StatusOr<pg::Result> plan =
+        target_.Exec(sql::kBulkLoadPlan, {spec_.target_chunk_schema, spec_.target_chunk_name});
+    if (!plan.ok()) return plan.status();
+    if (plan->rows() == 0) return std::string("the chunk is not a child of its hypertable");
+    if (!plan->IsNull(0, 0)) {
+      outcome->row_by_row_per_hypertable = true;
+      return plan->Get(0, 0);
+    }
+    // Wait briefly for readers of the chunk, never long: a waiting ACCESS EXCLUSIVE request
+    // queues every later reader behind it.
+    if (absl::Status s = target_.ExecScript(
+            absl::StrCat("SAVEPOINT bulk_lock; SET LOCAL lock_timeout = '", kLockWait,
+                         "'; LOCK TABLE ", target_chunk_, " IN ACCESS EXCLUSIVE MODE"));
+        !s.ok()) {
+      if (pg::SqlState(s) != "55P03") return s;
+      if (absl::Status r =
+              target_.ExecScript("ROLLBACK TO SAVEPOINT bulk_lock; RELEASE SAVEPOINT bulk_lock");
+          !r.ok()) {
+        return r;
+      }
+      return absl::StrCat("the target chunk was in use for more than ", kLockWait);
+    }
+    // Released, the savepoint's work is the transaction's: TRUNCATE below then runs in the
+    // subtransaction COPY FREEZE requires.
+    std::vector<std::string> drops, builds, clustered;
+    for (int row = 0; row < plan->rows(); ++row) {
+      if (plan->IsNull(row, 2)) continue;
+      drops.push_back(plan->Get(row, 2));
+      builds.push_back(plan->Get(row, 3));
+      if (!plan->IsNull(row, 4)) clustered.push_back(plan->Get(row, 4));
+    }
+    std::string script =
+        absl::StrCat("RELEASE SAVEPOINT bulk_lock; SELECT pg_catalog.set_config('lock_timeout', ",
+                     QuoteLiteral(plan->Get(0, 1)), ", true); TRUNCATE ", target_chunk_);
+    if (!drops.empty()) absl::StrAppend(&script, "; DROP INDEX ", absl::StrJoin(drops, ", "));
+    if (absl::Status s = target_.ExecScript(script); !s.ok()) return s;
+    if (!spec_.skip_invalidation.empty() && spec_.target_superuser) {
+      absl::StatusOr<pg::Result> forgot = target_.Exec(
+          sql::kForgetOwnInvalidations, {spec_.target_chunk_schema, spec_.target_chunk_name});
+      if (!forgot.ok()) return forgot.status();
+    }
+    // From 2.23 on, TimescaleDB takes a COPY into a chunk through its own code, which writes
+    // no frozen rows. In restoring mode (superusers only) it leaves the statement to
+    // PostgreSQL, as when pg_restore loads a chunk; only for this statement.
+    if (spec_.target_superuser) {
+      if (absl::Status s = target_.ExecScript("SET LOCAL timescaledb.restoring = on"); !s.ok()) {
+        return s;
+      }
+    }
+    absl::StatusOr<pg::CopyStats> stats =
+        Relay(source_, target_, Read::kTable, source_chunk_, "", target_chunk_, columns,
+              spec_.limiter, Write::kFrozen);
+    if (!stats.ok()) return stats.status();
+    if (spec_.target_superuser) {
+      if (absl::Status s = target_.ExecScript("SET LOCAL timescaledb.restoring = off"); !s.ok()) {
+        return s;
+      }
+    }
+    outcome->rows = stats->rows;
+    outcome->bytes = stats->bytes;
+    for (const std::string& index : clustered) {
+      builds.push_back(absl::StrCat("ALTER TABLE ", target_chunk_, " CLUSTER ON ", index));
+    }
+    if (!builds.empty()) {
+      if (absl::Status s = target_.ExecScript(absl::StrJoin(builds, "; ")); !s.ok()) return s;
+    }
+    return std::string();
   }
 
   // The whole of a compressed source chunk: its batches as they are, and its heap rows.

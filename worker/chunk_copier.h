@@ -57,6 +57,9 @@ struct CopySpec {
   int64_t range_start = 0;
   int64_t range_end = 0;
   bool carry_invalidations = false;
+  // A whole plain chunk is loaded as pg_restore loads a table (chunk_copier.cc, BulkLoad)
+  // where it can be; false: always row by row into the chunk's indexes (copy --no-bulk-load).
+  bool bulk_load = true;
   // Paces the COPY data to the coordinator's share of --max-rate; null: no limit.
   RateLimiter* limiter = nullptr;
 };
@@ -72,6 +75,11 @@ struct CopyOutcome {
   int64_t bytes = 0;
   // The source chunk's compressed batches went across as they are.
   bool batches_copied = false;
+  // Why a whole plain chunk was copied row by row into its indexes rather than loaded in
+  // bulk ("" when it was not, or was not such a chunk), and whether the reason holds for its
+  // whole hypertable (said once per hypertable in the log).
+  std::string row_by_row;
+  bool row_by_row_per_hypertable = false;
 };
 
 // Runs the copy on the two connections, which must be idle (no open transaction). On error

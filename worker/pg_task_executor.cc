@@ -117,6 +117,7 @@ void PgTaskExecutor::Copy(const v1::LeaseTaskResponse& lease, RateLimiter* limit
   // carry raises would log them, and the next refresh would redo the copied range.
   spec.carry_invalidations = target_superuser_ && !skip_invalidation_.empty();
   spec.limiter = limiter;
+  spec.bulk_load = !lease.row_by_row();
   absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
   if (!outcome.ok()) return ReportError(outcome.status(), report);
   switch (outcome->kind) {
