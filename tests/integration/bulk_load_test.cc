@@ -2,6 +2,7 @@
 // BulkLoad): TRUNCATE, the chunk's own indexes dropped, COPY FREEZE, the indexes built again.
 // The chunk must come out as TimescaleDB made it, its rows frozen; where the load cannot be
 // done, the chunk is copied row by row and the task says why.
+#include <algorithm>
 #include <regex>
 #include <string>
 #include <vector>
@@ -262,6 +263,81 @@ TEST_F(BulkLoadTest, ABusyChunkIsCopiedRowByRowAndACutOneIsNeverLocked) {
   EXPECT_EQ(frozen[0], frozen[1]);
   EXPECT_EQ(FrozenPages(chunks[0])[1], "0");
   EXPECT_EQ(FrozenPages(chunks[2])[1], "0");
+}
+
+// The target user, without superuser rights (as on Timescale Cloud): `role` connects to it.
+std::string AsRole(std::string dsn, const std::string& role) {
+  const size_t at = dsn.find("postgres@");
+  if (at != std::string::npos) dsn.replace(at, 9, role + "@");
+  return dsn;
+}
+
+TEST_F(BulkLoadTest, WithoutSuperuserRightsTheOwnerWhoMayCreateIndexesLoadsInBulk) {
+  CreateReadings();
+  ExecTarget(absl::StrCat(
+      "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'readings_owner') "
+      "THEN CREATE ROLE readings_owner LOGIN; END IF; "
+      "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'readings_writer') "
+      "THEN CREATE ROLE readings_writer LOGIN; END IF; END$$;"
+      "ALTER TABLE public.readings OWNER TO readings_owner;"
+      // Someone who may write the rows but does not own the hypertable stages and copies;
+      // the owner, a member of that role, copies later.
+      "GRANT SELECT, INSERT, UPDATE, DELETE ON public.readings TO readings_writer;"
+      "GRANT readings_writer TO readings_owner;"
+      "GRANT CREATE ON DATABASE ",
+      db_, " TO readings_writer;"));
+  const std::string writer = AsRole(TargetDsn(), "readings_writer");
+  ASSERT_NE(writer, TargetDsn());
+  ProcessResult staged = Ctl({"stage", "--source", SourceDsn(), "--target", writer, "--until",
+                              "2024-01-05", "--filter", "^public\\.readings$"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  const std::vector<std::string> chunks = TargetChunks();
+  ASSERT_EQ(chunks.size(), 3u);
+  auto copy_as = [&](const std::string& role) {
+    ExecTarget("UPDATE __backfill.task SET worked = NULL, copied = false");
+    ProcessResult copied =
+        Ctl({"copy", "--source", SourceDsn(), "--target", AsRole(TargetDsn(), role), "-p", "2"});
+    EXPECT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+    ExpectRowsEqual();
+  };
+  auto tasks_saying = [&](const std::string& why) {
+    return TargetValue(
+        absl::StrCat("SELECT count(*) FROM __backfill.task WHERE copy_message "
+                     "LIKE '%(row by row: ",
+                     why, ")'"));
+  };
+  copy_as("readings_writer");
+  EXPECT_EQ(tasks_saying("the target user readings_writer does not own it"), "3") << Messages();
+  // The owner, who may not build indexes in TimescaleDB's schema for chunks.
+  copy_as("readings_owner");
+  EXPECT_EQ(tasks_saying("the target user readings_owner may not create indexes in schema "
+                         "_timescaledb_internal (GRANT CREATE ON SCHEMA _timescaledb_internal)"),
+            "3")
+      << Messages();
+
+  // The owner, who may.
+  ExecTarget("GRANT CREATE ON SCHEMA _timescaledb_internal TO readings_owner");
+  const std::string files = absl::StrCat(
+      "SELECT string_agg(pg_relation_filenode(c)::text, ',' ORDER BY c) FROM unnest('{",
+      absl::StrJoin(chunks, ","), "}'::regclass[]) c");
+  const std::string before = TargetValue(files);
+  copy_as("readings_owner");
+  EXPECT_FALSE(absl::StrContains(Messages(), "row by row")) << Messages();
+  // Loaded in bulk: every chunk has a new file (TRUNCATE), none kept its old one.
+  const std::vector<std::string> old_files = absl::StrSplit(before, ',');
+  for (absl::string_view file : absl::StrSplit(TargetValue(files), ',')) {
+    EXPECT_EQ(std::count(old_files.begin(), old_files.end(), std::string(file)), 0) << file;
+  }
+  // The rows are written frozen where PostgreSQL's own COPY takes them (2.22: TimescaleDB
+  // takes a COPY into a chunk through its own code from 2.23 on, and only a superuser may
+  // put it in restoring mode).
+  const bool native_copy = TargetValue(
+                               "SELECT extversion FROM pg_extension WHERE extname = "
+                               "'timescaledb'") < std::string("2.23");
+  for (const std::string& chunk : chunks) {
+    const std::vector<std::string> frozen = FrozenPages(chunk);
+    EXPECT_EQ(frozen[1], native_copy ? frozen[0] : "0") << chunk;
+  }
 }
 
 TEST_F(BulkLoadTest, NoBulkLoadCopiesEveryChunkRowByRow) {

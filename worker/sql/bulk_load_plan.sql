@@ -19,6 +19,9 @@ WITH chunk AS (
 ),
 rebuilt AS (
   SELECT x.indexrelid,
+         CASE WHEN xc.reltablespace = 0 THEN true
+              ELSE pg_catalog.has_tablespace_privilege(xc.reltablespace, 'CREATE')
+         END AS creatable,
          format('%I.%I', xn.nspname, xc.relname) AS name,
          CASE WHEN x.indisclustered THEN quote_ident(xc.relname) END AS clustered,
          pg_catalog.pg_get_indexdef(x.indexrelid)
@@ -47,6 +50,15 @@ SELECT CASE
          WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
                       WHERE f.contype = 'f' AND f.confrelid IN (chunk.hypertable, chunk.oid))
            THEN 'foreign keys of other tables reference it'
+         -- TimescaleDB builds a chunk's indexes as its catalog owner; whoever builds them
+         -- again needs CREATE where they live.
+         WHEN EXISTS (SELECT 1 FROM rebuilt)
+              AND NOT pg_catalog.has_schema_privilege($1::name, 'CREATE')
+           THEN format('the target user %s may not create indexes in schema %I '
+                       '(GRANT CREATE ON SCHEMA %I)', current_user, $1::text, $1::text)
+         WHEN EXISTS (SELECT 1 FROM rebuilt WHERE NOT creatable)
+           THEN format('the target user %s may not create indexes in their tablespace',
+                       current_user)
        END AS refusal,
        pg_catalog.current_setting('lock_timeout') AS lock_timeout,
        r.name, r.definition, r.clustered
