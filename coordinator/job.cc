@@ -108,6 +108,7 @@ void JobRegistry::Reported(const v1::ReportTaskRequest& report) {
   event.set_rows(report.rows());
   event.set_bytes(report.bytes());
   event.set_error(report.error());
+  event.set_note(report.note());
   state_.events.push_back(std::move(event));
   if (report.outcome() == v1::ReportTaskRequest::COPIED ||
       report.outcome() == v1::ReportTaskRequest::SOURCE_MISSING) {

@@ -45,6 +45,7 @@ std::string EventJson(const v1::TaskEvent& e) {
       .Field("rows", e.rows())
       .Field("bytes", e.bytes())
       .Field("error", e.error())
+      .Field("note", e.note())
       .EndObject();
   return w.str();
 }
@@ -74,6 +75,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   int64_t shown = -1;       // finished chunks printed so far, counting those done before this run
   int64_t copied_here = 0;  // chunks this run finished
   std::set<std::string> lines_printed;  // chunks with a line, for the summary after Ctrl-C
+  std::set<std::string> notes_printed;  // "hypertable: note", each said once
   int64_t pending_at_start = -1;        // by the first progress message
   auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
@@ -113,6 +115,12 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
           style != ProgressStyle::kQuiet) {
         display.Clear();
         std::cerr << "chunk " << e.chunk() << " failed (will retry): " << e.error() << std::endl;
+      }
+      if (!e.note().empty() && style != ProgressStyle::kQuiet &&
+          notes_printed.insert(absl::StrCat(e.hypertable(), ": ", e.note())).second) {
+        display.Clear();
+        std::cerr << "note: " << e.hypertable() << ": whole chunks copied " << e.note()
+                  << std::endl;
       }
       if (!chunk_lines || !counted) continue;
       display.Clear();

@@ -32,7 +32,7 @@ struct CtlOptions {
   bool allow_active_jobs = false;  // stage, copy: go ahead despite scheduled policies
   // stage: replace target rows below --until that this tool did not copy (dual writes)
   bool replace_target_rows = false;
-  bool repair = false;  // copy: first re-open the chunks the last verify found different
+  bool repair = false;        // copy: first re-open the chunks the last verify found different
   bool no_bulk_load = false;  // copy: whole plain chunks row by row into their indexes
   // copy, throttle: bytes per second for all workers together (0: no limit), and chunks of
   // one hypertable copied at once (0: no cap); -1: leave as stored.

@@ -16,7 +16,11 @@
 //  - source compressed and cut by --until: the rows before --until are read decompressed,
 //    the target chunk is decompressed, cleared below --until, filled, and compressed again.
 //  - source uncompressed: rows are copied; a target chunk that was compressed is decompressed
-//    first and stays so.
+//    first and stays so. A whole chunk (not cut by --until or --from) that is plain on both
+//    sides is loaded as pg_restore loads a table where it can be (spec.bulk_load, the target
+//    user's rights, no foreign key referencing it, no reader holding it): TRUNCATE, its own
+//    indexes dropped, COPY FREEZE, the indexes built again in bulk. Otherwise, row by row into
+//    its indexes, and CopyOutcome::row_by_row says why.
 // The target chunk thus ends in the source chunk's compression state at copy time.
 #pragma once
 

@@ -133,6 +133,7 @@ void PgTaskExecutor::Copy(const v1::LeaseTaskResponse& lease, RateLimiter* limit
   }
   report->set_rows(outcome->rows);
   report->set_bytes(outcome->bytes);
+  if (!outcome->row_by_row.empty()) report->set_note("row by row: " + outcome->row_by_row);
 }
 
 void PgTaskExecutor::Verify(const v1::LeaseTaskResponse& lease, v1::ReportTaskRequest* report) {
