@@ -75,7 +75,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
   int64_t shown = -1;       // finished chunks printed so far, counting those done before this run
   int64_t copied_here = 0;  // chunks this run finished
   std::set<std::string> lines_printed;  // chunks with a line, for the summary after Ctrl-C
-  std::set<std::string> notes_printed;  // "hypertable: note", each said once
+  std::set<std::string> notes_printed;  // "hypertable: note": each said for its first chunk
   int64_t pending_at_start = -1;        // by the first progress message
   auto on_progress = [&](const v1::CopyProgress& progress) {
     if (shown < 0) {
@@ -119,7 +119,7 @@ int RunCopy(ControlClient& client, const CtlOptions& options, Embedded* embedded
       if (!e.note().empty() && style != ProgressStyle::kQuiet &&
           notes_printed.insert(absl::StrCat(e.hypertable(), ": ", e.note())).second) {
         display.Clear();
-        std::cerr << "note: " << e.hypertable() << ": whole chunks copied " << e.note()
+        std::cerr << "note: " << e.hypertable() << ": chunk " << e.chunk() << " copied " << e.note()
                   << std::endl;
       }
       if (!chunk_lines || !counted) continue;

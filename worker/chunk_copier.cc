@@ -241,6 +241,7 @@ class Copier {
       outcome->row_by_row_per_hypertable = true;
       return plan->Get(0, 0);
     }
+    const std::string lock_timeout = plan->Get(0, 1);
     // Wait briefly for readers of the chunk, never long: a waiting ACCESS EXCLUSIVE request
     // queues every later reader behind it.
     if (absl::Status s = target_.ExecScript(
@@ -257,16 +258,36 @@ class Copier {
     }
     // Released, the savepoint's work is the transaction's: TRUNCATE below then runs in the
     // subtransaction COPY FREEZE requires.
+    if (absl::Status s = target_.ExecScript(
+            absl::StrCat("RELEASE SAVEPOINT bulk_lock; SELECT pg_catalog.set_config("
+                         "'lock_timeout', ",
+                         QuoteLiteral(lock_timeout), ", true)"));
+        !s.ok()) {
+      return s;
+    }
+    // Under the lock, the chunk as it is now: whoever held it (a compress_chunk, an ALTER
+    // INDEX) may have changed it while the lock was awaited.
+    absl::StatusOr<ChunkState> state =
+        ReadChunkState(target_, spec_.target_chunk_schema, spec_.target_chunk_name);
+    if (!state.ok()) return state.status();
+    plan = target_.Exec(sql::kBulkLoadPlan, {spec_.target_chunk_schema, spec_.target_chunk_name});
+    if (!plan.ok()) return plan.status();
+    if (!state->exists || state->status != 0 || plan->rows() == 0 || !plan->IsNull(0, 0)) {
+      // Rolled back and tried again (an attempt), on what the chunk is then.
+      return absl::AbortedError(absl::StrCat(
+          "target chunk ", DisplayName(spec_.target_chunk_schema, spec_.target_chunk_name),
+          " changed while the copy waited for its lock"));
+    }
     std::vector<std::string> drops, builds, clustered;
     for (int row = 0; row < plan->rows(); ++row) {
       if (plan->IsNull(row, 2)) continue;
       drops.push_back(plan->Get(row, 2));
-      builds.push_back(plan->Get(row, 3));
+      builds.push_back(absl::StrCat("SELECT pg_catalog.set_config('default_tablespace', ",
+                                    QuoteLiteral(plan->Get(row, 5)), ", true); ",
+                                    plan->Get(row, 3)));
       if (!plan->IsNull(row, 4)) clustered.push_back(plan->Get(row, 4));
     }
-    std::string script =
-        absl::StrCat("RELEASE SAVEPOINT bulk_lock; SELECT pg_catalog.set_config('lock_timeout', ",
-                     QuoteLiteral(plan->Get(0, 1)), ", true); TRUNCATE ", target_chunk_);
+    std::string script = absl::StrCat("TRUNCATE ", target_chunk_);
     if (!drops.empty()) absl::StrAppend(&script, "; DROP INDEX ", absl::StrJoin(drops, ", "));
     if (absl::Status s = target_.ExecScript(script); !s.ok()) return s;
     if (!spec_.skip_invalidation.empty() && spec_.target_superuser) {
@@ -276,8 +297,12 @@ class Copier {
     }
     // From 2.23 on, TimescaleDB takes a COPY into a chunk through its own code, which writes
     // no frozen rows. In restoring mode (superusers only) it leaves the statement to
-    // PostgreSQL, as when pg_restore loads a chunk; only for this statement.
-    if (spec_.target_superuser) {
+    // PostgreSQL, as when pg_restore loads a chunk; only for this statement. That mode also
+    // logs no invalidations for the rows, so it is used only where the copy keeps its rows
+    // out of the log anyway: before 2.28 an aggregate built on a continuous aggregate's
+    // materialization would miss them (TRUNCATE logs its range only for a raw hypertable).
+    const bool restoring = spec_.target_superuser && !spec_.skip_invalidation.empty();
+    if (restoring) {
       if (absl::Status s = target_.ExecScript("SET LOCAL timescaledb.restoring = on"); !s.ok()) {
         return s;
       }
@@ -286,7 +311,7 @@ class Copier {
         Relay(source_, target_, Read::kTable, source_chunk_, "", target_chunk_, columns,
               spec_.limiter, Write::kFrozen);
     if (!stats.ok()) return stats.status();
-    if (spec_.target_superuser) {
+    if (restoring) {
       if (absl::Status s = target_.ExecScript("SET LOCAL timescaledb.restoring = off"); !s.ok()) {
         return s;
       }

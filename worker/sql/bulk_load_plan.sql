@@ -5,7 +5,8 @@
 -- when it can), the same for every chunk of a hypertable; the session's lock_timeout, to be
 -- put back after the chunk's lock is taken; then one row per index to rebuild:
 -- its qualified name, the statement that builds it, its bare name if the table is clustered
--- on it (else NULL); a single row with a NULL name when there is none.
+-- on it (else NULL), its tablespace ('' for the database's default: default_tablespace is set
+-- to it before the build, as pg_dump does); a single row with a NULL name when there is none.
 -- Indexes that back a constraint (primary key, unique, exclusion; a foreign key elsewhere
 -- may use one), the replica identity, an invalid one, one with per-column statistics targets,
 -- a comment or any object depending on it stay as they are and are kept up row by row.
@@ -24,11 +25,9 @@ rebuilt AS (
          END AS creatable,
          format('%I.%I', xn.nspname, xc.relname) AS name,
          CASE WHEN x.indisclustered THEN quote_ident(xc.relname) END AS clustered,
-         pg_catalog.pg_get_indexdef(x.indexrelid)
-           || CASE WHEN xc.reltablespace = 0 THEN ''
-                   ELSE ' TABLESPACE ' || quote_ident(
-                          (SELECT spcname FROM pg_catalog.pg_tablespace
-                           WHERE oid = xc.reltablespace)) END AS definition
+         pg_catalog.pg_get_indexdef(x.indexrelid) AS definition,
+         coalesce((SELECT spcname::text FROM pg_catalog.pg_tablespace
+                   WHERE oid = xc.reltablespace), '') AS tablespace
   FROM chunk
   JOIN pg_catalog.pg_index x ON x.indrelid = chunk.oid
   JOIN pg_catalog.pg_class xc ON xc.oid = x.indexrelid
@@ -61,7 +60,7 @@ SELECT CASE
                        current_user)
        END AS refusal,
        pg_catalog.current_setting('lock_timeout') AS lock_timeout,
-       r.name, r.definition, r.clustered
+       r.name, r.definition, r.clustered, r.tablespace
 FROM chunk
 LEFT JOIN rebuilt r ON true
 ORDER BY r.name
