@@ -7,7 +7,7 @@
 # The image has no ENTRYPOINT: say which program to run (docker-compose.yml and
 # deploy/kubernetes/ do). It holds no secrets; give the bearer token at run time with
 # --token-file or BACKFILL_TOKEN, and database passwords in the connection strings or PG*
-# environment variables. Checked by scripts/check_deploy.py (ctest -R deploy.check).
+# environment variables. Built and run by tests/deploy/run.sh (scripts/test.sh runs it).
 
 # ---- build: Debian's own packages, as scripts/setup.sh installs them ------------------------
 FROM debian:bookworm AS build

@@ -11,6 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace backfill::pg {
 namespace {
@@ -120,17 +122,39 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view c
   if (absl::StrContains(dsn, "connect_timeout") || std::getenv("PGCONNECT_TIMEOUT") != nullptr) {
     keywords[2] = nullptr;
   }
-  pg_conn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
-  if (conn == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot connect to ", role, " database: out of memory"));
-  }
-  if (PQstatus(conn) != CONNECTION_OK) {
-    absl::Status status = absl::UnavailableError(
-        absl::StrCat("cannot connect to ", role, " database (", DescribeConninfo(conninfo),
-                     "): ", FirstLine(PQerrorMessage(conn))));
+  // A name that does not resolve is tried again for a moment: a container network's DNS
+  // (podman's aardvark-dns while a container joins, a Kubernetes DNS pod restarting) can miss
+  // an answer for a name that resolves a second later. A name that never resolves costs
+  // 1.5 s more before the error; a resolver that times out is not waited for again once 2 s
+  // have gone.
+  constexpr int kNameAttempts = 5;
+  const absl::Time first_attempt = absl::Now();
+  absl::Duration backoff = absl::Milliseconds(100);
+  pg_conn* conn = nullptr;
+  for (int attempt = 1;; ++attempt) {
+    conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+    if (conn == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot connect to ", role, " database: out of memory"));
+    }
+    if (PQstatus(conn) == CONNECTION_OK) break;
+    std::string error = FirstLine(PQerrorMessage(conn));
+    const bool unresolved = absl::StrContains(error, "could not translate host name");
+    const bool last = attempt == kNameAttempts || absl::Now() - first_attempt > absl::Seconds(2);
+    if (!unresolved || last) {
+      if (unresolved) {
+        absl::StrAppend(
+            &error, " (in ", attempt, " attempts over ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - first_attempt, absl::Milliseconds(100))),
+            ")");
+      }
+      PQfinish(conn);
+      return absl::UnavailableError(absl::StrCat("cannot connect to ", role, " database (",
+                                                 DescribeConninfo(conninfo), "): ", error));
+    }
     PQfinish(conn);
-    return status;
+    absl::SleepFor(backoff);
+    backoff *= 2;
   }
   // Server notices (e.g. "drop cascades to ...") are for logs, not the user's terminal.
   PQsetNoticeProcessor(

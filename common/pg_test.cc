@@ -41,6 +41,19 @@ TEST(ConninfoTest, UnreachableServerIsUnavailableAndNamesTheDatabase) {
   EXPECT_TRUE(IsRetryable(conn.status()));
 }
 
+TEST(ConninfoTest, UnresolvedNameIsTriedAgainThenNamed) {
+  // .invalid never resolves (RFC 6761): every attempt fails, and the error says how many ran.
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Connection::Open("host=backfill-no-such-host.invalid dbname=x", "test", "target");
+  ASSERT_FALSE(conn.ok());
+  EXPECT_EQ(conn.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(conn.status().message(), "could not translate host name"))
+      << conn.status().message();
+  EXPECT_TRUE(absl::StrContains(conn.status().message(), "(in 5 attempts over 1.5s)") ||
+              absl::StrContains(conn.status().message(), "(in 5 attempts over 1.6s)"))
+      << conn.status().message();
+}
+
 TEST(StatusTest, RetryableIsDecidedByCode) {
   EXPECT_TRUE(IsRetryable(absl::UnavailableError("x")));
   EXPECT_TRUE(IsRetryable(absl::AbortedError("x")));

@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
+  bool check_args = false;
+  app.add_flag("--check-args", check_args,
+               "parse and check the arguments, print whether they are valid and exit: nothing is "
+               "read, started or connected");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -62,6 +66,10 @@ int main(int argc, char** argv) {
     std::cerr << "backfill-coordinator: --heartbeat-ms must be at most half of "
                  "--lease-timeout-ms\n";
     return 2;
+  }
+  if (check_args) {
+    std::cout << "backfill-coordinator: arguments are valid" << std::endl;
+    return 0;
   }
 
   absl::StatusOr<std::string> token = backfill::LoadToken(token_file);

@@ -61,6 +61,10 @@ int CheckArguments(const CtlOptions& options) {
 
 int RunCommand(const CtlOptions& options) {
   if (int code = CheckArguments(options); code != kExitOk) return code;
+  if (options.check_args) {
+    std::cout << "arguments are valid" << std::endl;
+    return kExitOk;
+  }
   // status and throttle work on the target alone: no coordinator, no signals to handle.
   if (options.command == "status") return RunStatus(options);
   if (options.command == "throttle") return RunThrottle(options);

@@ -20,7 +20,8 @@ enum ExitCode : int {
 };
 
 struct CtlOptions {
-  std::string command;  // stage, copy, verify, refresh-caggs, clean
+  std::string command;      // stage, copy, verify, refresh-caggs, clean
+  bool check_args = false;  // --check-args: validate, then exit
   v1::Databases databases;
   std::string until;
   std::string from;  // stage: only rows at or after it

@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
                  "client certificate (PEM), when the coordinator requires one");
   app.add_option("--tls-key", options.tls_key, "client private key (PEM)");
   app.add_flag("-v,--verbose", verbosity, "log what happens; repeat for more");
+  app.add_flag("--check-args", options.check_args,
+               "parse and check the arguments, print whether they are valid and exit: nothing is "
+               "read, started or connected");
 
   CLI::App* stage = app.add_subcommand(
       "stage", "find the source chunks to copy and write one task per chunk into the target");
@@ -198,7 +201,9 @@ int main(int argc, char** argv) {
   // lines (warnings included) only with -v.
   backfill::InitLogging(argv[0], verbosity, /*quiet_warnings=*/true);
   backfill::RouteGrpcLogsToGlog();
-  absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
+  // --check-args reads no file: the token's may exist only where the program is deployed.
+  absl::StatusOr<std::string> token =
+      options.check_args ? std::string() : backfill::LoadToken(token_file);
   if (!token.ok()) {
     std::cerr << "error: " << token.status().message() << std::endl;
     return backfill::kExitUsage;

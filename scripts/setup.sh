@@ -11,12 +11,17 @@ packages=(
   postgresql-15 postgresql-client-15
   prometheus-cpp-dev
   clang-format clang-tidy curl openssl iproute2 python3 python3-yaml
+  # The containers (tests/deploy): podman with runc, Compose, a Debian base image, linting.
+  podman runc conmon netavark aardvark-dns catatonit uidmap iptables
+  golang-github-containers-common docker-compose debootstrap yamllint nodejs
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# npm comes with nodesource's nodejs (these machines'); with Debian's it is a package of its own.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all build and test packages are installed"
   exit 0

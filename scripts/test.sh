@@ -40,6 +40,10 @@ for so in "$pglib"/timescaledb-[0-9]*.so; do
   report_skips build "integration suites on TimescaleDB $version"
 done
 
+echo "== containers: the image, the Compose stack and a backfill through it"
+# Needs root and podman (scripts/setup.sh); outside CI it skips loudly without them.
+tests/deploy/run.sh
+
 echo "== unit tests under ASan + UBSan"
 cmake --preset asan-ubsan >/dev/null
 cmake --build --preset asan-ubsan

@@ -44,10 +44,18 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
+  bool check_args = false;
+  app.add_flag("--check-args", check_args,
+               "parse and check the arguments, print whether they are valid and exit: nothing is "
+               "read, started or connected");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (check_args) {
+    std::cout << "backfill-worker: arguments are valid" << std::endl;
+    return 0;
   }
   backfill::ScrubPasswordsFromArgv(argc, argv);
   backfill::InitLogging(argv[0], verbosity + 1);
