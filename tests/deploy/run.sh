@@ -239,9 +239,11 @@ psql_in() {
 # A hypertable of 51,840 rows in 6 daily chunks on the source, the first 3 compressed; the
 # target prepared from the source's dumps as README "Preparing the target" says; and a row
 # after --until that the application already wrote into the target (dual writes).
+# VERSION: the TimescaleDB version of both sides (the default when empty).
 prepare_databases() {
-  local db=$1
-  psql_in source "$db" -c "CREATE EXTENSION timescaledb" >/dev/null
+  local db=$1 version=${2:-}
+  local create="CREATE EXTENSION IF NOT EXISTS timescaledb${version:+ VERSION '$version'};"
+  psql_in source "$db" -c "$create" >/dev/null
   psql_in source "$db" >/dev/null <<'SQL'
 CREATE TABLE public.metrics (time timestamptz NOT NULL, device int NOT NULL, value float8);
 SELECT create_hypertable('public.metrics', 'time', chunk_time_interval => interval '1 day');
@@ -253,7 +255,7 @@ ALTER TABLE public.metrics SET (timescaledb.compress, timescaledb.compress_segme
 SELECT count(compress_chunk(c)) FROM show_chunks('public.metrics', older_than => timestamptz '2024-01-04') c;
 SQL
   {
-    echo "CREATE EXTENSION IF NOT EXISTS timescaledb;"
+    echo "$create"
     echo "SELECT public.timescaledb_pre_restore();"
     compose exec -T source pg_dump -U postgres -d "$db" --schema-only --no-tablespaces \
       --no-owner --no-privileges --quote-all-identifiers
@@ -287,19 +289,39 @@ expect_copied() {
   echo "deploy: $how: source and target hold the same 51840 rows (count, hash sum); the dual-written row is intact"
 }
 
-prepare_databases postgres
-dbs=(--source postgres://postgres@source/postgres --target postgres://postgres@target/postgres)
 ctl() { compose run --rm -T backfillctl "$@"; }
-ctl stage "${dbs[@]}" --until 2024-01-07 >"$work/stage.log" 2>&1 || { cat "$work/stage.log"; fail "stage failed"; }
-ctl copy "${dbs[@]}" >"$work/copy.log" 2>&1 || { cat "$work/copy.log"; fail "copy failed"; }
-ctl verify "${dbs[@]}" >"$work/verify.log" 2>&1 || { cat "$work/verify.log"; fail "verify failed"; }
-tail -n 2 "$work/copy.log" | sed 's/^/deploy: copy: /'
+# stage, copy and verify of database `db` through `docker-compose run backfillctl`.
+backfill_through_compose() {
+  local db=$1 how=$2
+  local dbs=(--source "postgres://postgres@source/$db" --target "postgres://postgres@target/$db")
+  local command
+  for command in stage copy verify; do
+    local extra=()
+    [ "$command" = stage ] && extra=(--until 2024-01-07)
+    ctl "$command" "${dbs[@]}" "${extra[@]}" >"$work/$command-$db.log" 2>&1 ||
+      { cat "$work/$command-$db.log"; fail "$how: $command failed"; }
+  done
+  grep -m 1 "^Copied" "$work/copy-$db.log" | sed "s/^/deploy: $how: /" || true
+  expect_copied "$db" "$how"
+}
+prepare_databases postgres
+backfill_through_compose postgres "stage, copy, verify through docker-compose (TimescaleDB $timescaledb)"
 for index in 1 2; do
   compose exec -T --index="$index" worker bash -c \
     'exec 3<>/dev/tcp/127.0.0.1/9464 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' |
     sed -n 's/^backfill_worker_chunks_total{.*outcome="copied".*} \(.*\)/deploy: worker '"$index"' copied \1 chunks/p'
 done
-expect_copied postgres "stage, copy, verify through docker-compose"
+# Every other TimescaleDB version the stand-in carries (this machine's), a database pair each.
+for so in "$work/standin/lib"/timescaledb-[0-9]*.so; do
+  version=$(basename "$so" .so)
+  version=${version#timescaledb-}
+  [ "$version" != "$timescaledb" ] || continue
+  db="ts_${version//./_}"
+  psql_in source postgres -c "CREATE DATABASE $db" >/dev/null
+  psql_in target postgres -c "CREATE DATABASE $db" >/dev/null
+  prepare_databases "$db" "$version"
+  backfill_through_compose "$db" "stage, copy, verify through docker-compose (TimescaleDB $version)"
+done
 
 # ---- the Kubernetes manifests, under podman kube play ----
 step "deploy/kubernetes under podman kube play"
