@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 
@@ -128,6 +129,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view c
   // 1.5 s more before the error; a resolver that times out is not waited for again once 2 s
   // have gone.
   constexpr int kNameAttempts = 5;
+  constexpr absl::Duration kNameBudget = absl::Seconds(2);
   const absl::Time first_attempt = absl::Now();
   absl::Duration backoff = absl::Milliseconds(100);
   pg_conn* conn = nullptr;
@@ -140,11 +142,12 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view c
     if (PQstatus(conn) == CONNECTION_OK) break;
     std::string error = FirstLine(PQerrorMessage(conn));
     const bool unresolved = absl::StrContains(error, "could not translate host name");
-    const bool last = attempt == kNameAttempts || absl::Now() - first_attempt > absl::Seconds(2);
-    if (!unresolved || last) {
+    // The next attempt starts within the budget or not at all.
+    const absl::Duration left = kNameBudget - (absl::Now() - first_attempt);
+    if (!unresolved || attempt == kNameAttempts || left <= absl::ZeroDuration()) {
       if (unresolved) {
         absl::StrAppend(
-            &error, " (in ", attempt, " attempts over ",
+            &error, " (", attempt, attempt == 1 ? " attempt" : " attempts", " over ",
             absl::FormatDuration(absl::Trunc(absl::Now() - first_attempt, absl::Milliseconds(100))),
             ")");
       }
@@ -153,7 +156,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(absl::string_view c
                                                  DescribeConninfo(conninfo), "): ", error));
     }
     PQfinish(conn);
-    absl::SleepFor(backoff);
+    absl::SleepFor(std::min(backoff, left));
     backoff *= 2;
   }
   // Server notices (e.g. "drop cascades to ...") are for logs, not the user's terminal.

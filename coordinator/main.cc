@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
@@ -67,12 +68,13 @@ int main(int argc, char** argv) {
                  "--lease-timeout-ms\n";
     return 2;
   }
-  if (check_args) {
-    std::cout << "backfill-coordinator: arguments are valid" << std::endl;
-    return 0;
-  }
-
-  absl::StatusOr<std::string> token = backfill::LoadToken(token_file);
+  // --check-args reads no file: a token is there when a file or BACKFILL_TOKEN names one.
+  const char* env_token = std::getenv("BACKFILL_TOKEN");
+  absl::StatusOr<std::string> token =
+      check_args ? std::string(!token_file.empty() || (env_token != nullptr && *env_token != 0)
+                                   ? "(not read)"
+                                   : "")
+                 : backfill::LoadToken(token_file);
   if (!token.ok()) {
     std::cerr << "backfill-coordinator: " << token.status().message() << "\n";
     return 2;
@@ -84,6 +86,10 @@ int main(int argc, char** argv) {
               << " without a bearer token\nhint: give every program the same --token-file "
                  "(or BACKFILL_TOKEN)\n";
     return 2;
+  }
+  if (check_args) {
+    std::cout << "backfill-coordinator: arguments are valid" << std::endl;
+    return 0;
   }
 
   backfill::CoordinatorOptions options;

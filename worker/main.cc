@@ -9,6 +9,7 @@
 #include "common/auth.h"
 #include "common/logging.h"
 #include "common/metrics_server.h"
+#include "common/pg.h"
 #include "common/signals.h"
 #include "proto/credentials.h"
 #include "worker/grpc_coordinator_client.h"
@@ -52,6 +53,13 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  for (const auto& [conninfo, role] : {std::pair{&options.source_override, "source"},
+                                       std::pair{&options.target_override, "target"}}) {
+    if (absl::Status valid = backfill::pg::ValidateConninfo(*conninfo, role); !valid.ok()) {
+      std::cerr << "backfill-worker: " << valid.message() << "\n";
+      return 2;
+    }
   }
   if (check_args) {
     std::cout << "backfill-worker: arguments are valid" << std::endl;

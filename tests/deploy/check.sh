@@ -52,7 +52,9 @@ else
     echo "---"
   done >"$tmp/kubernetes.yml"
 fi
-if [ ! -d tests/deploy/node_modules/kubernetes-models ]; then
+# npm ci again whenever package-lock.json changed since the last install.
+if [ ! -f tests/deploy/node_modules/.package-lock.json ] ||
+  [ tests/deploy/package-lock.json -nt tests/deploy/node_modules/.package-lock.json ]; then
   (cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 node tests/deploy/validate-manifests.mjs <"$tmp/kubernetes.yml"

@@ -7,8 +7,10 @@ container (init containers too) whose command starts with one of our programs, i
 command from --bin-dir with --check-args appended, so the program's own parser decides, with
 its real subcommands, required flags, ranges and connection-string checks. A Kubernetes
 $(VAR) is replaced by the container's env value: a literal, or the Secret or ConfigMap key it
-refers to. Where the manifests hold a template placeholder (REPLACE_ME), the value comes from
-EXAMPLES, a value of the kind a user would put there.
+refers to; the program runs with that env (so BACKFILL_TOKEN counts). Where the manifests
+hold a template placeholder (REPLACE_ME), the value comes from EXAMPLES, a value of the kind a
+user would put there. A line with --help is refused (it answers before any check), so the
+one-shot backfillctl service is checked with the commands the docs run through it.
 
 Prints one line per command line and exits 1 if any is refused.
 """
@@ -31,13 +33,31 @@ EXAMPLES = {
 }
 
 
-def check(bin_dir, where, argv):
+# What the compose file says to run with its one-shot backfillctl service (its own command is
+# --help): the lines of its header and deploy/README.md, after the service's entrypoint.
+COMPOSE_CTL_COMMANDS = [
+    ["stage", "--source", "postgres://postgres@source/postgres",
+     "--target", "postgres://postgres@target/postgres", "--until", "2024-01-01"],
+    ["copy", "--source", "postgres://postgres@source/postgres",
+     "--target", "postgres://postgres@target/postgres"],
+    ["verify", "--source", "postgres://postgres@source/postgres",
+     "--target", "postgres://postgres@target/postgres"],
+    ["clean", "--target", "postgres://postgres@target/postgres"],
+]
+
+
+def check(bin_dir, where, argv, env):
     if not argv or os.path.basename(argv[0]) not in PROGRAMS:
         return True
-    program = os.path.join(bin_dir, os.path.basename(argv[0]))
-    result = subprocess.run([program] + argv[1:] + ["--check-args"], capture_output=True,
-                            text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
     shown = " ".join(argv)
+    if "--help" in argv or "-h" in argv:
+        # --help answers before any check: it would pass whatever else the line says.
+        print(f"REFUSED  {where}: {shown}: --help would pass without checking the rest")
+        return False
+    program = os.path.join(bin_dir, os.path.basename(argv[0]))
+    # The container's environment, as the program there gets it (BACKFILL_TOKEN, PG*).
+    result = subprocess.run([program] + argv[1:] + ["--check-args"], capture_output=True,
+                            text=True, timeout=30, env={"PATH": "/usr/bin:/bin", **env})
     if result.returncode == 0:
         print(f"valid    {where}: {shown}")
         return True
@@ -55,8 +75,14 @@ def as_list(value):
 def compose_commands(path):
     config = yaml.safe_load(open(path))
     for name, service in (config.get("services") or {}).items():
-        argv = as_list(service.get("entrypoint")) + as_list(service.get("command"))
-        yield f"compose service {name}", argv
+        env = {k: str(v) for k, v in (service.get("environment") or {}).items() if v is not None}
+        entrypoint = as_list(service.get("entrypoint"))
+        command = as_list(service.get("command"))
+        if entrypoint and command == ["--help"]:
+            for documented in COMPOSE_CTL_COMMANDS:
+                yield f"compose service {name} ({documented[0]})", entrypoint + documented, env
+        else:
+            yield f"compose service {name}", entrypoint + command, env
 
 
 def key_values(objects):
@@ -105,7 +131,8 @@ def kubernetes_commands(path):
                 argv = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
                                lambda m: env.get(m.group(1), m.group(0)), a)
                         for a in (container.get("command") or []) + (container.get("args") or [])]
-                yield f"{obj['kind']} {obj['metadata']['name']} container {container['name']}", argv
+                yield (f"{obj['kind']} {obj['metadata']['name']} container {container['name']}",
+                       argv, env)
 
 
 def main():
@@ -116,11 +143,11 @@ def main():
     args = parser.parse_args()
     ok = True
     checked = 0
-    for where, argv in list(compose_commands(args.compose)) + list(
+    for where, argv, env in list(compose_commands(args.compose)) + list(
             kubernetes_commands(args.kubernetes)):
         if argv and os.path.basename(argv[0]) in PROGRAMS:
             checked += 1
-        ok = check(args.bin_dir, where, argv) and ok
+        ok = check(args.bin_dir, where, argv, env) and ok
     if checked == 0:
         print("REFUSED  no command line runs one of our programs")
         ok = False

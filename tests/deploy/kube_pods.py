@@ -14,7 +14,8 @@ env, init containers, securityContext, volumes, resources stay as written):
     probes that name one get its number.
 
   kube_pods.py --manifests rendered.yml --values values.json --image IMAGE \
-      [--only Deployment/backfill-coordinator ...] [--host backfill-coordinator=10.89.0.5]
+      [--only Deployment/backfill-coordinator ...] [--host backfill-coordinator=10.89.0.5] \
+      [--prefix NAME-]
 """
 
 import argparse
@@ -76,6 +77,7 @@ def main():
     parser.add_argument("--image", required=True)
     parser.add_argument("--only", action="append", default=[], help="KIND/NAME to keep")
     parser.add_argument("--host", action="append", default=[], help="NAME=IP")
+    parser.add_argument("--prefix", default="", help="put before every pod's name")
     args = parser.parse_args()
     values = json.load(open(args.values))
     hosts = dict(h.split("=", 1) for h in args.host)
@@ -83,7 +85,8 @@ def main():
     for obj in yaml.safe_load_all(open(args.manifests)):
         if not obj or (args.only and f"{obj['kind']}/{obj['metadata']['name']}" not in args.only):
             continue
-        meta = {"name": obj["metadata"]["name"], "labels": obj["metadata"].get("labels", {})}
+        meta = {"name": args.prefix + obj["metadata"]["name"],
+                "labels": obj["metadata"].get("labels", {})}
         if obj["kind"] == "Deployment":
             template = obj["spec"]["template"]
             pod_spec(template["spec"], values, args.image, hosts)

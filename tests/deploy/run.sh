@@ -13,10 +13,14 @@
 #
 # Outside CI a missing tool skips the whole step loudly; under CI=true it fails.
 set -euo pipefail
+# What this writes holds a password and a token: nobody else reads it.
+umask 077
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=${BACKFILL_DEPLOY_WORK:-/var/tmp/backfill-deploy-test}
 mirror=${BACKFILL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 project=backfilldeploytest
+# Names of what podman kube play starts, so that cleaning up never touches a user's own pods.
+kube_prefix=backfilldeploytest-
 app_image=localhost/timescaledb-backfill:local
 standin_image=localhost/backfill-standin-timescaledb:pg15
 # podman on these machines needs runc (crun fails on their cgroup layout) and higher ulimits.
@@ -50,6 +54,9 @@ for candidate in python3 /usr/bin/python3; do
   fi
 done
 mkdir -p "$work"
+# One run at a time: two would share the project, the socket and the work directory.
+exec 9>"$work/lock"
+flock --nonblock 9 || fail "another tests/deploy/run.sh holds $work/lock"
 
 service_pid=""
 compose_dir="$work/compose"
@@ -62,8 +69,8 @@ remove_project() {
   if [ -n "$service_pid" ]; then
     compose down --volumes --remove-orphans --timeout 10 >/dev/null 2>&1 || true
   fi
-  podman pod rm --force --ignore backfill-coordinator-pod-0 backfill-worker backfill-copy \
-    >/dev/null 2>&1 || true
+  podman pod rm --force --ignore "${kube_prefix}backfill-coordinator-pod-0" \
+    "${kube_prefix}backfill-worker" "${kube_prefix}backfill-copy" >/dev/null 2>&1 || true
   local ids
   ids=$(podman ps --all --quiet --filter "label=com.docker.compose.project=$project")
   if [ -n "$ids" ]; then podman rm --force $ids >/dev/null 2>&1 || true; fi
@@ -74,8 +81,10 @@ remove_project() {
 ticker_pid=""
 cleanup() {
   local rc=$?
+  # Every step of the cleanup runs, whatever fails before it.
+  set +e +u
   if [ "${BACKFILL_DEPLOY_KEEP:-}" = 1 ]; then
-    echo "deploy: BACKFILL_DEPLOY_KEEP=1: leaving the stack up (DOCKER_HOST=$DOCKER_HOST, $compose_dir)"
+    echo "deploy: BACKFILL_DEPLOY_KEEP=1: leaving the stack up (DOCKER_HOST=${DOCKER_HOST:-}, $compose_dir)"
     exit $rc
   fi
   [ -z "$ticker_pid" ] || kill "$ticker_pid" 2>/dev/null || true
@@ -130,8 +139,11 @@ step "stand-in TimescaleDB image"
 rm -rf "$work/standin"
 mkdir -p "$work/standin/lib" "$work/standin/extension"
 cp "$repo/tests/deploy/timescaledb-standin.Dockerfile" "$repo/tests/deploy/standin-entrypoint.sh" "$work/standin/"
-pglib=$(pg_config --pkglibdir 2>/dev/null || true)
-pgshare=$(pg_config --sharedir 2>/dev/null || true)
+# PostgreSQL 15's own pg_config: the stand-in is PostgreSQL 15 whatever else is installed.
+pg_config=/usr/lib/postgresql/15/bin/pg_config
+[ -x "$pg_config" ] || pg_config=pg_config
+pglib=$("$pg_config" --pkglibdir 2>/dev/null || true)
+pgshare=$("$pg_config" --sharedir 2>/dev/null || true)
 timescaledb=""
 # BACKFILL_DEPLOY_WITHOUT_TIMESCALEDB=1 leaves it out even where it is installed, to try the
 # path of a machine without it.
@@ -140,6 +152,8 @@ if [ "${BACKFILL_DEPLOY_WITHOUT_TIMESCALEDB:-}" != 1 ] && ls "$pglib"/timescaled
   cp "$pgshare"/extension/timescaledb* "$work/standin/extension/"
   timescaledb=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$pgshare/extension/timescaledb.control")
 fi
+# The files go into the image as they are here: readable by its postgres user (umask 077 above).
+chmod -R a+rX "$work/standin"
 # The same PostgreSQL release as this machine's: TimescaleDB is built against it.
 postgresql=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
 podman build --quiet -t "$standin_image" -f "$work/standin/timescaledb-standin.Dockerfile" \
@@ -199,7 +213,7 @@ wait_for() {
   done
 }
 coordinator_metrics() { curl -sf "http://127.0.0.1:$metrics_port/metrics"; }
-two_workers() { coordinator_metrics | grep -qx 'backfill_connected_workers 2'; }
+two_workers() { coordinator_metrics | grep -x 'backfill_connected_workers 2' >/dev/null; }
 wait_for 120 "two workers did not register with the coordinator" two_workers
 echo "deploy: the coordinator sees 2 workers (backfill_connected_workers 2 on 127.0.0.1:$metrics_port)"
 # Each worker's own endpoint, from inside it (bash's /dev/tcp: the image carries no curl).
@@ -213,8 +227,9 @@ done
 echo "deploy: both workers' metrics answer"
 coordinator_metrics >"$work/coordinator.metrics"
 python3 "$repo/tests/deploy/check_dashboard.py" --dashboard "$repo/deploy/grafana/backfill-dashboard.json" \
-  --metrics "$work/coordinator.metrics" "$work/worker-1.metrics" | tail -n 1 ||
-  fail "the Grafana dashboard queries metrics the containers do not export"
+  --metrics "$work/coordinator.metrics" "$work/worker-1.metrics" >"$work/dashboard.log" ||
+  { grep -v '^exported' "$work/dashboard.log"; fail "the Grafana dashboard queries metrics the containers do not export"; }
+tail -n 1 "$work/dashboard.log"
 
 if [ -z "$timescaledb" ]; then
   why="TimescaleDB is not installed in $pglib"
@@ -230,6 +245,15 @@ step "a backfill through the containers (TimescaleDB $timescaledb)"
 # starts: wait until the databases' names resolve where the programs run.
 resolves() { compose exec -T coordinator getent hosts source target >/dev/null 2>&1; }
 wait_for 60 "the names source and target do not resolve in the compose network" resolves
+# podman 4.3's aardvark-dns also stops answering for tens of seconds at times while containers
+# come and go (`docker-compose run`): the connection strings carry each database's address
+# (hostaddr) beside its name, so no lookup of theirs depends on it. The names still reach the
+# programs (host=, for messages) and the workers still find the coordinator by name.
+address_of() {
+  podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "${project}_$1_1"
+}
+source_ip=$(address_of source)
+target_ip=$(address_of target)
 # psql_in SERVICE DB ARGS...: psql in that compose service's container.
 psql_in() {
   local service=$1 db=$2
@@ -263,10 +287,8 @@ SQL
       --schema=_timescaledb_catalog 2>/dev/null
     echo "SELECT public.timescaledb_post_restore();"
   } >"$work/restore-$db.sql"
-  psql_in target "$db" <"$work/restore-$db.sql" >/dev/null 2>&1 || {
-    psql_in target "$db" <"$work/restore-$db.sql" | tail -5
-    fail "preparing the target database $db failed"
-  }
+  psql_in target "$db" <"$work/restore-$db.sql" >"$work/restore-$db.log" 2>&1 ||
+    { tail -n 20 "$work/restore-$db.log"; fail "preparing the target database $db failed"; }
   psql_in target "$db" -c "INSERT INTO public.metrics VALUES ('2024-01-07 00:00', 1, -1)" >/dev/null
 }
 # Source and target of `db` hold the same rows before --until, and the application's row after.
@@ -293,7 +315,8 @@ ctl() { compose run --rm -T backfillctl "$@"; }
 # stage, copy and verify of database `db` through `docker-compose run backfillctl`.
 backfill_through_compose() {
   local db=$1 how=$2
-  local dbs=(--source "postgres://postgres@source/$db" --target "postgres://postgres@target/$db")
+  local dbs=(--source "postgres://postgres@source/$db?hostaddr=$source_ip"
+    --target "postgres://postgres@target/$db?hostaddr=$target_ip")
   local command
   for command in stage copy verify; do
     local extra=()
@@ -316,9 +339,9 @@ for so in "$work/standin/lib"/timescaledb-[0-9]*.so; do
   version=$(basename "$so" .so)
   version=${version#timescaledb-}
   [ "$version" != "$timescaledb" ] || continue
-  db="ts_${version//./_}"
-  psql_in source postgres -c "CREATE DATABASE $db" >/dev/null
-  psql_in target postgres -c "CREATE DATABASE $db" >/dev/null
+  db="ts_${version//[^0-9a-zA-Z]/_}"
+  psql_in source postgres -c "CREATE DATABASE \"$db\"" >/dev/null
+  psql_in target postgres -c "CREATE DATABASE \"$db\"" >/dev/null
   prepare_databases "$db" "$version"
   backfill_through_compose "$db" "stage, copy, verify through docker-compose (TimescaleDB $version)"
 done
@@ -338,27 +361,32 @@ psql_in target postgres -c "CREATE DATABASE kube" >/dev/null
 prepare_databases kube
 kubectl kustomize "$repo/deploy/kubernetes" >"$work/kubernetes.yml"
 password=$(sed -n 's/^POSTGRES_PASSWORD=//p' "$compose_dir/.env")
-python3 - "$work/values.json" "$password" "$(cat "$compose_dir/secrets/backfill_token")" <<'PY'
-import json, sys
-path, password, token = sys.argv[1:]
-dsn = "host={} dbname=kube user=postgres password=" + password
-json.dump({"source": dsn.format("source"), "target": dsn.format("target"), "token": token,
+# The secrets reach python through its environment, never its arguments (ps shows those).
+SOURCE_IP=$source_ip TARGET_IP=$target_ip BACKFILL_PASSWORD=$password \
+  BACKFILL_TOKEN=$(cat "$compose_dir/secrets/backfill_token") \
+  python3 - "$work/values.json" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+password, token = os.environ["BACKFILL_PASSWORD"], os.environ["BACKFILL_TOKEN"]
+dsn = "host={} hostaddr={} dbname=kube user=postgres password=" + password
+json.dump({"source": dsn.format("source", os.environ["SOURCE_IP"]),
+           "target": dsn.format("target", os.environ["TARGET_IP"]), "token": token,
            "until": "2024-01-07T00:00:00Z"}, open(path, "w"))
 PY
 chmod 600 "$work/values.json"
 kube_pods() { "$python_yaml" "$repo/tests/deploy/kube_pods.py" --manifests "$work/kubernetes.yml" \
-  --values "$work/values.json" --image "$app_image" "$@"; }
+  --values "$work/values.json" --image "$app_image" --prefix "$kube_prefix" "$@"; }
 play() { podman kube play --network "${project}_default" "$1" >"$1.log" 2>&1 || { cat "$1.log"; fail "podman kube play $1"; }; }
 kube_pods --only Deployment/backfill-coordinator >"$work/kube-coordinator.yml"
 play "$work/kube-coordinator.yml"
-infra=$(podman pod inspect --format '{{.InfraContainerID}}' backfill-coordinator-pod-0)
+infra=$(podman pod inspect --format '{{.InfraContainerID}}' "${kube_prefix}backfill-coordinator-pod-0")
 coordinator_ip=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra")
 kube_pods --only Job/backfill-worker --host "backfill-coordinator=$coordinator_ip" >"$work/kube-worker.yml"
 play "$work/kube-worker.yml"
 kube_pods --only Job/backfill-copy --host "backfill-coordinator=$coordinator_ip" >"$work/kube-copy.yml"
 play "$work/kube-copy.yml"
-copy_exit=$(timeout 300 podman wait backfill-copy-copy) || fail "the copy Job's pod did not finish in 300 s"
-podman logs backfill-copy-copy 2>&1 | tail -n 2 | sed 's/^/deploy: kube copy: /'
-[ "$copy_exit" = 0 ] || { podman logs backfill-copy-stage 2>&1 | tail -5; podman logs backfill-copy-copy 2>&1 | tail -5; fail "the copy Job's pod exited with $copy_exit"; }
+copy_exit=$(timeout 300 podman wait "${kube_prefix}backfill-copy-copy") || fail "the copy Job's pod did not finish in 300 s"
+podman logs "${kube_prefix}backfill-copy-copy" 2>&1 | tail -n 2 | sed 's/^/deploy: kube copy: /'
+[ "$copy_exit" = 0 ] || { podman logs "${kube_prefix}backfill-copy-stage" 2>&1 | tail -5; podman logs "${kube_prefix}backfill-copy-copy" 2>&1 | tail -5; fail "the copy Job's pod exited with $copy_exit"; }
 expect_copied kube "the copy Job and a worker pod under podman kube play"
 step "done"

@@ -7,6 +7,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
   initdb -D "$PGDATA" --username=postgres --pwfile="$pwfile" --auth-local=trust \
+    --encoding=UTF8 --locale=C.UTF-8 \
     --auth-host=scram-sha-256 >/dev/null
   rm -f "$pwfile"
   {

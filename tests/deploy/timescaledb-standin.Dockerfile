@@ -6,14 +6,17 @@
 # initdb with POSTGRES_PASSWORD, listen on every address, preload timescaledb.
 FROM debian:bookworm
 # The machine's PostgreSQL 15 package version (TimescaleDB's build needs the same release);
-# empty: the newest.
+# empty, or gone from the mirror: the newest.
 ARG POSTGRESQL_VERSION=
 
 RUN mkdir -p /etc/postgresql-common \
  && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
  && apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      "postgresql-15${POSTGRESQL_VERSION:+=$POSTGRESQL_VERSION}" \
+ && export DEBIAN_FRONTEND=noninteractive \
+ && { apt-get install -y -q --no-install-recommends \
+        "postgresql-15${POSTGRESQL_VERSION:+=$POSTGRESQL_VERSION}" \
+      || { echo "*** postgresql-15=$POSTGRESQL_VERSION is no longer on the mirror: the newest ***" \
+           && apt-get install -y -q --no-install-recommends postgresql-15; }; } \
  && rm -rf /var/lib/apt/lists/*
 
 COPY lib/ /usr/lib/postgresql/15/lib/
