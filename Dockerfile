@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-      libabsl-dev libgoogle-glog-dev libcli11-dev libpq-dev prometheus-cpp-dev \
+      libabsl-dev libgoogle-glog-dev libcli11-dev libpq-dev libzstd-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -38,7 +38,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       ca-certificates \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libgoogle-glog0v6 libpq5 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libgoogle-glog0v6 libpq5 libzstd1 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
  && rm -rf /var/lib/apt/lists/*
 

@@ -29,7 +29,7 @@ absl::StatusOr<TimescaleVersion> ParseTimescaleVersion(absl::string_view text) {
   return version;
 }
 
-absl::StatusOr<Catalog> Catalog::Load(pg::Connection& conn) {
+absl::StatusOr<Catalog> Catalog::Load(pg::Queryable& conn) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kExtensionVersion);
   if (!rows.ok()) return rows.status();
   if (rows->rows() == 0) {
@@ -83,7 +83,7 @@ absl::Status CheckSameVersion(const TimescaleVersion& source, const TimescaleVer
       "the same version, then run this command again"));
 }
 
-absl::Status CheckVersions(pg::Connection& source, pg::Connection& target) {
+absl::Status CheckVersions(pg::Queryable& source, pg::Queryable& target) {
   absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
   if (!source_catalog.ok()) return source_catalog.status();
   absl::StatusOr<Catalog> target_catalog = Catalog::Load(target);
@@ -248,7 +248,7 @@ absl::StatusOr<std::vector<CreatedChunk>> Catalog::CreateChunks(
   return out;
 }
 
-absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
+absl::StatusOr<std::vector<Column>> ListColumns(pg::Queryable& conn,
                                                 absl::string_view qualified_table) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kListColumns, {std::string(qualified_table)});
   if (!rows.ok()) return rows.status();
@@ -261,7 +261,7 @@ absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
   return out;
 }
 
-absl::StatusOr<ChunkState> ReadChunkState(pg::Connection& conn, absl::string_view schema,
+absl::StatusOr<ChunkState> ReadChunkState(pg::Queryable& conn, absl::string_view schema,
                                           absl::string_view name) {
   absl::StatusOr<pg::Result> rows =
       conn.Exec(sql::kChunkState, {std::string(schema), std::string(name)});
@@ -277,7 +277,7 @@ absl::StatusOr<ChunkState> ReadChunkState(pg::Connection& conn, absl::string_vie
   return state;
 }
 
-absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn) {
+absl::StatusOr<std::string> SkipInvalidationStatement(pg::Queryable& conn) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kSkipInvalidationSupported);
   if (!rows.ok()) return rows.status();
   const std::string how = rows->Get(0, 0);
@@ -286,13 +286,13 @@ absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn) {
   return std::string();
 }
 
-absl::StatusOr<bool> IsSuperuser(pg::Connection& conn) {
+absl::StatusOr<bool> IsSuperuser(pg::Queryable& conn) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kIsSuperuser);
   if (!rows.ok()) return rows.status();
   return rows->GetBool(0, 0);
 }
 
-absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name) {
+absl::StatusOr<bool> RelationExists(pg::Queryable& conn, absl::string_view qualified_name) {
   absl::StatusOr<pg::Result> rows = conn.Exec(sql::kRelationExists, {std::string(qualified_name)});
   if (!rows.ok()) return rows.status();
   return rows->GetBool(0, 0);

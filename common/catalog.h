@@ -111,7 +111,7 @@ class Catalog {
  public:
   // Reads the TimescaleDB version; FailedPrecondition naming `conn.role()` when the extension
   // is missing, or when its version is outside kSupportedTimescaleRange.
-  static absl::StatusOr<Catalog> Load(pg::Connection& conn);
+  static absl::StatusOr<Catalog> Load(pg::Queryable& conn);
 
   const TimescaleVersion& version() const { return version_; }
 
@@ -153,10 +153,10 @@ class Catalog {
                                                          const std::vector<std::string>& slices);
 
  private:
-  Catalog(pg::Connection* conn, TimescaleVersion version)
+  Catalog(pg::Queryable* conn, TimescaleVersion version)
       : conn_(conn), version_(std::move(version)) {}
 
-  pg::Connection* conn_;
+  pg::Queryable* conn_;
   TimescaleVersion version_;
 };
 
@@ -174,7 +174,7 @@ struct ChunkState {
   bool partial() const { return (status & 8) != 0; }
 };
 
-absl::StatusOr<ChunkState> ReadChunkState(pg::Connection& conn, absl::string_view schema,
+absl::StatusOr<ChunkState> ReadChunkState(pg::Queryable& conn, absl::string_view schema,
                                           absl::string_view name);
 
 // The SET LOCAL statement that keeps a transaction's writes out of the continuous-aggregate
@@ -182,16 +182,16 @@ absl::StatusOr<ChunkState> ReadChunkState(pg::Connection& conn, absl::string_vie
 // superuser rights): timescaledb.skip_cagg_invalidation on 2.28+, session_replication_role =
 // replica for 2.22's invalidation trigger (which also silences the target's other triggers
 // for the copy transaction).
-absl::StatusOr<std::string> SkipInvalidationStatement(pg::Connection& conn);
+absl::StatusOr<std::string> SkipInvalidationStatement(pg::Queryable& conn);
 
 // Columns of any table, in physical order, dropped ones left out.
-absl::StatusOr<std::vector<Column>> ListColumns(pg::Connection& conn,
+absl::StatusOr<std::vector<Column>> ListColumns(pg::Queryable& conn,
                                                 absl::string_view qualified_table);
 
 // Whether the session's user is a superuser, who may write TimescaleDB's catalog.
-absl::StatusOr<bool> IsSuperuser(pg::Connection& conn);
+absl::StatusOr<bool> IsSuperuser(pg::Queryable& conn);
 
-absl::StatusOr<bool> RelationExists(pg::Connection& conn, absl::string_view qualified_name);
+absl::StatusOr<bool> RelationExists(pg::Queryable& conn, absl::string_view qualified_name);
 
 // OK unless `value` is one of PostgreSQL's relative or special time inputs (now, today,
 // yesterday, tomorrow, infinity, -infinity, epoch), alone or within the value: they mean
@@ -211,6 +211,6 @@ absl::Status CheckSupportedVersion(absl::string_view role, const TimescaleVersio
 absl::Status CheckSameVersion(const TimescaleVersion& source, const TimescaleVersion& target);
 
 // Catalog::Load on both connections, then CheckSameVersion.
-absl::Status CheckVersions(pg::Connection& source, pg::Connection& target);
+absl::Status CheckVersions(pg::Queryable& source, pg::Queryable& target);
 
 }  // namespace backfill

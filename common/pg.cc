@@ -64,6 +64,12 @@ std::optional<std::string> SqlState(const absl::Status& status) {
   return std::string(*payload);
 }
 
+absl::Status ServerError(absl::string_view state, absl::string_view message) {
+  absl::Status status(CodeForSqlState(state), message);
+  status.SetPayload(kSqlStatePayload, absl::Cord(state));
+  return status;
+}
+
 bool IsRetryable(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
@@ -78,6 +84,42 @@ bool IsRetryable(const absl::Status& status) {
 Result::Result(pg_result* result) : result_(result) {}
 
 void Result::Deleter::operator()(pg_result* r) const { PQclear(r); }
+
+absl::StatusOr<Result> Result::FromText(const std::vector<std::string>& column_names,
+                                        const std::vector<Param>& cells) {
+  const size_t columns = column_names.size();
+  if (columns == 0 ? !cells.empty() : cells.size() % columns != 0) {
+    return absl::InvalidArgumentError("cells do not fill whole rows");
+  }
+  Result result(PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK));
+  if (!result.result_) return absl::ResourceExhaustedError("out of memory");
+  std::vector<PGresAttDesc> attributes(columns);
+  for (size_t c = 0; c < columns; ++c) {
+    attributes[c] = PGresAttDesc{};
+    attributes[c].name = const_cast<char*>(column_names[c].c_str());
+    attributes[c].typlen = -1;
+  }
+  if (columns > 0 &&
+      PQsetResultAttrs(result.result_.get(), static_cast<int>(columns), attributes.data()) == 0) {
+    return absl::ResourceExhaustedError("out of memory");
+  }
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const Param& cell = cells[i];
+    // NULL: length -1; a value is copied by libpq.
+    if (PQsetvalue(result.result_.get(), static_cast<int>(i / columns),
+                   static_cast<int>(i % columns),
+                   cell.has_value() ? const_cast<char*>(cell->data()) : nullptr,
+                   cell.has_value() ? static_cast<int>(cell->size()) : -1) == 0) {
+      return absl::ResourceExhaustedError("out of memory");
+    }
+  }
+  return result;
+}
+
+std::string Result::ColumnName(int column) const {
+  const char* name = result_ ? PQfname(result_.get(), column) : nullptr;
+  return name != nullptr ? name : "";
+}
 
 int Result::rows() const { return result_ ? PQntuples(result_.get()) : 0; }
 int Result::columns() const { return result_ ? PQnfields(result_.get()) : 0; }
@@ -195,10 +237,7 @@ absl::Status Connection::ErrorFromResult(pg_result* result) const {
     // No SQLSTATE: the failure happened on the client side, usually a lost connection.
     return ErrorFromConnection("query failed");
   }
-  std::string message = absl::StrCat(role_, ": ", primary != nullptr ? primary : "error");
-  absl::Status status(CodeForSqlState(state), message);
-  status.SetPayload(kSqlStatePayload, absl::Cord(state));
-  return status;
+  return ServerError(state, absl::StrCat(role_, ": ", primary != nullptr ? primary : "error"));
 }
 
 absl::Status Connection::ErrorFromConnection(absl::string_view what) const {
@@ -298,7 +337,67 @@ absl::StatusOr<int64_t> Connection::CopyOutDiscard(absl::string_view copy_out_sq
   return bytes;
 }
 
-absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_view copy_out_sql,
+absl::Status Connection::StartCopyOut(absl::string_view copy_out_sql) {
+  std::string sql(copy_out_sql);
+  pg_result* raw = PQexec(conn_, sql.c_str());
+  Result result(raw);
+  if (raw == nullptr) return ErrorFromConnection("COPY failed");
+  if (PQresultStatus(raw) != PGRES_COPY_OUT) return ErrorFromResult(raw);
+  in_copy_out_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Connection::EndCopyOut() {
+  in_copy_out_ = false;
+  absl::Status error;
+  while (pg_result* raw = PQgetResult(conn_)) {
+    Result result(raw);
+    const ExecStatusType status = PQresultStatus(raw);
+    if (status == PGRES_COPY_OUT || status == PGRES_COPY_IN) {
+      // Cannot happen once PQgetCopyData has said the end; never spin on it.
+      return ErrorFromConnection("COPY did not end");
+    }
+    if (status != PGRES_COMMAND_OK && error.ok()) error = ErrorFromResult(raw);
+  }
+  return error;
+}
+
+absl::StatusOr<bool> Connection::ReadCopyOut(std::string* data, size_t at_least) {
+  if (!in_copy_out_) return absl::FailedPreconditionError("no COPY OUT in progress");
+  const size_t until = data->size() + at_least;
+  while (data->size() < until) {
+    char* buffer = nullptr;
+    const int n = PQgetCopyData(conn_, &buffer, /*async=*/0);
+    if (n == -1) {  // COPY OUT done; its final result follows.
+      if (absl::Status s = EndCopyOut(); !s.ok()) return s;
+      return false;
+    }
+    if (n < 0) {
+      absl::Status error = ErrorFromConnection("COPY failed");
+      (void)EndCopyOut();
+      return error;
+    }
+    data->append(buffer, static_cast<size_t>(n));
+    PQfreemem(buffer);
+  }
+  return true;
+}
+
+void Connection::AbortCopyOut() {
+  if (!in_copy_out_) return;
+  // Stop the COPY and drain it, or the connection would stay in COPY OUT (where PQgetResult
+  // never returns NULL).
+  Cancel();
+  for (;;) {
+    char* buffer = nullptr;
+    const int n = PQgetCopyData(conn_, &buffer, /*async=*/0);
+    if (buffer != nullptr) PQfreemem(buffer);
+    if (n < 0) break;
+  }
+  (void)EndCopyOut();
+}
+
+absl::StatusOr<CopyStats> Connection::CopyFrom(Queryable& source, absl::string_view copy_out_sql,
                                                absl::string_view copy_in_sql,
                                                RateLimiter* limiter) {
   // Start the receiving side first: if the target refuses, nothing was read from the source.
@@ -313,73 +412,31 @@ absl::StatusOr<CopyStats> Connection::CopyFrom(Connection& source, absl::string_
     (void)PQputCopyEnd(conn_, why);
     while (pg_result* raw = PQgetResult(conn_)) PQclear(raw);
   };
-  std::string out_sql(copy_out_sql);
-  {
-    pg_result* raw = PQexec(source.conn_, out_sql.c_str());
-    Result result(raw);
-    if (raw == nullptr || PQresultStatus(raw) != PGRES_COPY_OUT) {
-      absl::Status status =
-          raw == nullptr ? source.ErrorFromConnection("COPY failed") : source.ErrorFromResult(raw);
-      abort_in("source COPY failed");
-      return status;
-    }
+  if (absl::Status s = source.StartCopyOut(copy_out_sql); !s.ok()) {
+    abort_in("source COPY failed");
+    return s;
   }
   CopyStats stats;
-  absl::Status relay_error;
   std::string block;
   block.reserve(kRelayBlockBytes + 65536);
-  auto flush = [&]() {
-    if (limiter != nullptr) limiter->Consume(static_cast<int64_t>(block.size()));
-    if (PQputCopyData(conn_, block.data(), static_cast<int>(block.size())) != 1) {
-      relay_error = ErrorFromConnection("COPY failed");
-      return false;
-    }
-    block.clear();
-    return true;
-  };
   for (;;) {
-    char* buffer = nullptr;
-    int n = PQgetCopyData(source.conn_, &buffer, /*async=*/0);
-    if (n == -1) break;  // COPY OUT done; the final result follows.
-    if (n < 0) {
-      relay_error = source.ErrorFromConnection("COPY failed");
-      break;
+    absl::StatusOr<bool> more = source.ReadCopyOut(&block, kRelayBlockBytes);
+    if (!more.ok()) {  // the source failed mid-stream: its error, not the target's
+      abort_in("source COPY failed");
+      return more.status();
     }
-    stats.bytes += n;
-    block.append(buffer, static_cast<size_t>(n));
-    PQfreemem(buffer);
-    if (block.size() >= kRelayBlockBytes && !flush()) break;
-  }
-  if (relay_error.ok() && !block.empty()) (void)flush();
-  if (!relay_error.ok()) {
-    // The target side failed with the source still streaming: stop the source's COPY and
-    // drain it, or the source connection would stay in COPY OUT (where PQgetResult never
-    // returns NULL).
-    source.Cancel();
-    for (;;) {
-      char* buffer = nullptr;
-      int n = PQgetCopyData(source.conn_, &buffer, /*async=*/0);
-      if (buffer != nullptr) PQfreemem(buffer);
-      if (n < 0) break;
+    if (!block.empty()) {
+      stats.bytes += static_cast<int64_t>(block.size());
+      if (limiter != nullptr) limiter->Consume(static_cast<int64_t>(block.size()));
+      if (PQputCopyData(conn_, block.data(), static_cast<int>(block.size())) != 1) {
+        absl::Status error = ErrorFromConnection("COPY failed");
+        source.AbortCopyOut();
+        abort_in("target COPY failed");
+        return error;
+      }
+      block.clear();
     }
-  }
-  // Collect the source's final result (its error, if the COPY OUT failed mid-stream).
-  absl::Status source_error;
-  while (pg_result* raw = PQgetResult(source.conn_)) {
-    Result result(raw);
-    const ExecStatusType status = PQresultStatus(raw);
-    if (status == PGRES_COPY_OUT || status == PGRES_COPY_IN) {
-      // Cannot happen after the drain above; never spin on it.
-      source_error = source.ErrorFromConnection("COPY did not end");
-      break;
-    }
-    if (status != PGRES_COMMAND_OK && source_error.ok() && relay_error.ok()) {
-      source_error = source.ErrorFromResult(raw);
-    }
-  }
-  if (!relay_error.ok() || !source_error.ok()) {
-    abort_in("source COPY failed");
-    return !source_error.ok() ? source_error : relay_error;
+    if (!*more) break;
   }
   if (PQputCopyEnd(conn_, nullptr) != 1) return ErrorFromConnection("COPY failed");
   absl::Status target_error;

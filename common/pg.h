@@ -41,6 +41,11 @@ class Result {
  public:
   Result() = default;
   explicit Result(pg_result* result);
+  // Rows read elsewhere (a source-side worker's answer), as a result of their own: `cells`
+  // row by row, nullopt for NULL, `column_names.size()` per row.
+  static absl::StatusOr<Result> FromText(const std::vector<std::string>& column_names,
+                                         const std::vector<Param>& cells);
+  std::string ColumnName(int column) const;
 
   int rows() const;
   int columns() const;
@@ -64,7 +69,38 @@ struct CopyStats {
   int64_t bytes = 0;
 };
 
-class Connection {
+// The error a statement failed with on the server: SQLSTATE `state` and its message, with
+// the code and payload a local failure of that state has (SqlState, IsRetryable).
+absl::Status ServerError(absl::string_view state, absl::string_view message);
+
+// A database session one can query and read a COPY from: a Connection, or one held by a
+// source-side worker elsewhere (worker/relay_session.h). What the copy and the verification
+// ask of their source.
+class Queryable {
+ public:
+  virtual ~Queryable() = default;
+  // One statement with text parameters ($1, $2, ...).
+  virtual absl::StatusOr<Result> Exec(absl::string_view sql,
+                                      const std::vector<Param>& params = {}) = 0;
+  // One or more statements; no parameters.
+  virtual absl::Status ExecScript(absl::string_view sql) = 0;
+  // Starts `copy_out_sql` (COPY ... TO STDOUT). Then ReadCopyOut until it says the end.
+  virtual absl::Status StartCopyOut(absl::string_view copy_out_sql) = 0;
+  // Appends the COPY's next data to `data`, at least `at_least` bytes unless it ends first;
+  // false once it has ended (its final result collected: an error if it failed mid-stream).
+  virtual absl::StatusOr<bool> ReadCopyOut(std::string* data, size_t at_least) = 0;
+  // Ends a COPY OUT that is still running (the reader gave up): the session can be used, or
+  // is broken, afterwards; never left in COPY OUT.
+  virtual void AbortCopyOut() = 0;
+  // Asks the server to cancel the statement in progress. Safe from any thread.
+  virtual void Cancel() = 0;
+  // False once the session is broken; it must be replaced.
+  virtual bool ok() const = 0;
+  // "source" or "target", or where the session is held, for messages.
+  virtual const std::string& role() const = 0;
+};
+
+class Connection : public Queryable {
  public:
   // Opens a connection from a libpq key/value string or URI (PG* environment variables fill
   // what it leaves out) and pins the session: TimeZone UTC, DateStyle ISO, an empty
@@ -78,34 +114,39 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // One statement through the extended protocol with text parameters ($1, $2, ...).
-  absl::StatusOr<Result> Exec(absl::string_view sql, const std::vector<Param>& params = {});
+  absl::StatusOr<Result> Exec(absl::string_view sql,
+                              const std::vector<Param>& params = {}) override;
   // Exec for a statement this session runs again and again (the coordinator's lease path):
   // prepared once per session, so that later runs skip parsing and, once the server settles
   // on a generic plan, planning. The statement's text is its identity. Not thread-safe.
   absl::StatusOr<Result> ExecPrepared(absl::string_view sql, const std::vector<Param>& params);
   // One or more statements through the simple protocol; no parameters.
-  absl::Status ExecScript(absl::string_view sql);
+  absl::Status ExecScript(absl::string_view sql) override;
 
-  // Runs `copy_out_sql` (COPY ... TO STDOUT) on `source` and `copy_in_sql`
-  // (COPY ... FROM STDIN) on this connection, relaying the raw CopyData bytes without
-  // decoding them. On error both COPYs are ended and the status says which side failed.
+  absl::Status StartCopyOut(absl::string_view copy_out_sql) override;
+  absl::StatusOr<bool> ReadCopyOut(std::string* data, size_t at_least) override;
+  void AbortCopyOut() override;
+
   // Runs `copy_out_sql` (a COPY ... TO STDOUT) and throws the data away; the bytes read.
   absl::StatusOr<int64_t> CopyOutDiscard(absl::string_view copy_out_sql);
-  absl::StatusOr<CopyStats> CopyFrom(Connection& source, absl::string_view copy_out_sql,
+  // Runs `copy_out_sql` (COPY ... TO STDOUT) on `source` and `copy_in_sql`
+  // (COPY ... FROM STDIN) on this connection, relaying the raw CopyData bytes without
+  // decoding them, paced by `limiter` when set. On error both COPYs are ended and the status
+  // says which side failed.
+  absl::StatusOr<CopyStats> CopyFrom(Queryable& source, absl::string_view copy_out_sql,
                                      absl::string_view copy_in_sql, RateLimiter* limiter = nullptr);
 
-  // Asks the server to cancel the statement in progress. Safe from any thread.
-  void Cancel();
-
-  // False once the connection is broken; such a connection must be replaced.
-  bool ok() const;
-  const std::string& role() const { return role_; }
+  void Cancel() override;
+  bool ok() const override;
+  const std::string& role() const override { return role_; }
   int backend_pid() const;
 
  private:
   Connection(pg_conn* conn, std::string role);
   absl::Status ErrorFromResult(pg_result* result) const;
   absl::Status ErrorFromConnection(absl::string_view what) const;
+  // Collects a finished COPY OUT's final result: its error, if it failed.
+  absl::Status EndCopyOut();
 
   pg_conn* conn_;
   pg_cancel* cancel_;
@@ -114,6 +155,7 @@ class Connection {
   absl::flat_hash_map<std::string, std::string> prepared_;
   int64_t prepared_count_ = 0;  // names are never reused
   bool retried_prepare_ = false;
+  bool in_copy_out_ = false;
 };
 
 // Validates a connection string without connecting; the error names `role` and why.

@@ -35,7 +35,8 @@ Coordinator::Coordinator(CoordinatorOptions options, const Clock* clock, StoreOp
                     const JobChecks& checks) { return OpenTargetStore(databases, checks, app); }),
       registry_(std::make_shared<prometheus::Registry>()),
       metrics_(*registry_),
-      workers_(options_.lease_timeout) {}
+      workers_(options_.lease_timeout),
+      source_sides_(clock_, options_.lease_timeout) {}
 
 void Coordinator::SawWorker(const std::string& worker_id) {
   metrics_.connected_workers.Set(workers_.Seen(worker_id, clock_.Now()));
@@ -95,8 +96,29 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
   response.set_worker_id(
       absl::StrCat(request.worker_name(), "#", kRun, ".", ++workers_registered_));
   response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  if (!request.source_side_address().empty()) {
+    if (request.source_side_address().size() > 300) {
+      return absl::InvalidArgumentError("source_side_address is longer than 300 characters");
+    }
+    source_sides_.Register(response.worker_id(), request.source_side_address());
+    metrics_.source_side_workers.Set(source_sides_.Live());
+    LOG(INFO) << "source-side worker " << response.worker_id() << " registered at "
+              << request.source_side_address();
+    return response;
+  }
   LOG(INFO) << "worker " << response.worker_id() << " registered";
   SawWorker(response.worker_id());
+  return response;
+}
+
+absl::StatusOr<v1::SourceSideHeartbeatResponse> Coordinator::SourceSideHeartbeat(
+    const v1::SourceSideHeartbeatRequest& request) {
+  if (request.worker_id().empty() || request.address().empty() || request.address().size() > 300) {
+    return absl::InvalidArgumentError("a source-side heartbeat needs worker_id and address");
+  }
+  v1::SourceSideHeartbeatResponse response;
+  response.set_known(source_sides_.Heartbeat(request.worker_id(), request.address()));
+  metrics_.source_side_workers.Set(source_sides_.Live());
   return response;
 }
 
@@ -148,12 +170,17 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   *response.mutable_databases() = job->databases;
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
   if (!verify) response.set_max_bytes_per_second(RateShare());
+  std::optional<v1::SourceSide> source_side = source_sides_.Pair(task.task_id());
+  if (source_side.has_value()) *response.mutable_source_side() = *std::move(source_side);
   const std::string chunk = DisplayName(task.source_chunk_schema(), task.source_chunk_name());
   jobs_.Granted(task.task_id(), chunk, task.hypertable_display());
   metrics_.lease_grants.Increment();
   LOG(INFO) << (verify ? "leased verification of chunk " : "leased chunk ") << chunk << " (task "
             << task.task_id() << ", epoch " << task.lease_epoch() << ") to worker "
-            << request.worker_id();
+            << request.worker_id()
+            << (response.has_source_side() ? absl::StrCat(", reading through source-side worker ",
+                                                          response.source_side().worker_id())
+                                           : std::string());
   return response;
 }
 
@@ -184,6 +211,8 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
     return absl::InvalidArgumentError("a report needs worker_id and task_id");
   }
   SawWorker(request.worker_id());
+  source_sides_.Unpair(request.task_id(), request.outcome() == v1::ReportTaskRequest::FAILED &&
+                                              request.source_side_lost());
   // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
   if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
   // A task given back, or a finished one making room under a cap.

@@ -23,6 +23,7 @@
 #include "coordinator/job.h"
 #include "coordinator/metrics.h"
 #include "coordinator/preflight.h"
+#include "coordinator/source_sides.h"
 #include "coordinator/task_store.h"
 
 namespace prometheus {
@@ -70,6 +71,9 @@ class Coordinator {
   absl::StatusOr<v1::LeaseTaskResponse> LeaseTask(const v1::LeaseTaskRequest& request);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::Status ReportTask(const v1::ReportTaskRequest& request);
+  // A source-side worker's sign of life; `known` false asks it to register again.
+  absl::StatusOr<v1::SourceSideHeartbeatResponse> SourceSideHeartbeat(
+      const v1::SourceSideHeartbeatRequest& request);
 
   absl::StatusOr<v1::StageResponse> Stage(const v1::StageRequest& request);
   // Opens (or joins) the copy job for the request's target and serves leases for it until no
@@ -130,6 +134,8 @@ class Coordinator {
   const std::shared_ptr<prometheus::Registry> registry_;
   CoordinatorMetrics metrics_;
   WorkerTracker workers_;
+  // Source-side workers (they lease nothing), and the lease each reads for.
+  SourceSides source_sides_;
   std::atomic<int64_t> workers_registered_{0};
   JobRegistry jobs_;
   absl::Mutex mu_;

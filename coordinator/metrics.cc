@@ -56,7 +56,12 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry)
                             .Name("backfill_connected_workers")
                             .Help("Workers heard from within one lease timeout")
                             .Register(registry)
-                            .Add({})) {}
+                            .Add({})),
+      source_side_workers(prometheus::BuildGauge()
+                              .Name("backfill_source_side_workers")
+                              .Help("Source-side workers heard from within one lease timeout")
+                              .Register(registry)
+                              .Add({})) {}
 
 int WorkerTracker::Seen(const std::string& worker_id, absl::Time now) {
   absl::MutexLock lock(&mu_);

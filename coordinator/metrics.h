@@ -33,6 +33,8 @@ struct CoordinatorMetrics {
   prometheus::Histogram& lease_statement_seconds;
   prometheus::Counter& lease_expiries;  // grants that took a task over from an expired holder
   prometheus::Gauge& connected_workers;
+  // Source-side workers heard from within a lease timeout (backfill-worker --source-side).
+  prometheus::Gauge& source_side_workers;
 };
 
 // Workers heard from within a window (a lease timeout): the connected_workers gauge.

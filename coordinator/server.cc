@@ -5,30 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "backfill.grpc.pb.h"
-#include "common/auth.h"
+#include "proto/authorize.h"
 #include "proto/status_convert.h"
 
 namespace backfill {
 namespace {
-
-// Every RPC carries "authorization: Bearer <token>" when the server has a token. A refusal
-// is logged with the method and the peer, never with what was sent.
-grpc::Status Authorize(const grpc::ServerContext* context, const std::string& token,
-                       const char* method) {
-  if (token.empty()) return grpc::Status::OK;
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  const std::string expected = "Bearer " + token;
-  if (it != metadata.end() &&
-      TokensEqual(absl::string_view(it->second.data(), it->second.size()), expected)) {
-    return grpc::Status::OK;
-  }
-  LOG(WARNING) << "refused " << method << " from " << context->peer() << ": "
-               << (it == metadata.end() ? "no bearer token" : "wrong bearer token");
-  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                      "the coordinator refused the request: missing or wrong bearer token "
-                      "(give every program the same --token-file or BACKFILL_TOKEN)");
-}
 
 // Unpack, call, pack, convert status: nothing else happens in these classes.
 class WorkerServiceImpl final : public v1::WorkerService::Service {
@@ -56,6 +37,14 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                           v1::ReportTaskResponse*) override {
     if (grpc::Status auth = Authorize(context, token_, "ReportTask"); !auth.ok()) return auth;
     return ToGrpcStatus(coordinator_->ReportTask(*request));
+  }
+  grpc::Status SourceSideHeartbeat(grpc::ServerContext* context,
+                                   const v1::SourceSideHeartbeatRequest* request,
+                                   v1::SourceSideHeartbeatResponse* response) override {
+    if (grpc::Status auth = Authorize(context, token_, "SourceSideHeartbeat"); !auth.ok()) {
+      return auth;
+    }
+    return Respond(coordinator_->SourceSideHeartbeat(*request), response);
   }
 
  private:

@@ -11,7 +11,7 @@ while IFS= read -r f; do
 done < <(grep -lE '#include <(libpq-fe|pqxx/)' --include='*.cc' --include='*.h' -r common coordinator worker ctl proto || true)
 
 # gRPC is allowed only in the service/server and client adapters and proto/.
-allowed_grpc='^(proto/|coordinator/server\.cc|worker/grpc_coordinator_client\.cc|ctl/control_client\.cc)'
+allowed_grpc='^(proto/|coordinator/server\.cc|worker/grpc_coordinator_client\.cc|worker/source_side_(server|session)\.cc|ctl/control_client\.cc)'
 while IFS= read -r f; do
   [[ "$f" =~ $allowed_grpc ]] || fail "$f includes gRPC (only wire adapters may)"
 done < <(grep -lE '#include [<"](grpcpp/|grpc/|backfill\.grpc\.pb\.h)' --include='*.cc' --include='*.h' -r common coordinator worker ctl proto || true)

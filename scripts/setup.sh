@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libgoogle-glog-dev libcli11-dev libgtest-dev libgmock-dev libpq-dev
+  libabsl-dev libgoogle-glog-dev libcli11-dev libgtest-dev libgmock-dev libpq-dev libzstd-dev
   postgresql-15 postgresql-client-15
   prometheus-cpp-dev
   clang-format clang-tidy curl openssl iproute2 python3 python3-yaml

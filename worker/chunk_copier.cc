@@ -24,7 +24,7 @@ constexpr char kLockWait[] = "2s";
 
 // Ends whatever transaction is open on `conn`; errors are irrelevant here (a broken
 // connection rolls back on the server by itself).
-void Rollback(pg::Connection& conn) { (void)conn.ExecScript("ROLLBACK"); }
+void Rollback(pg::Queryable& conn) { (void)conn.ExecScript("ROLLBACK"); }
 
 struct ColumnList {
   std::string names;  // "a", "b", ...
@@ -32,7 +32,7 @@ struct ColumnList {
   std::vector<Column> columns;
 };
 
-absl::StatusOr<ColumnList> Columns(pg::Connection& conn, const std::string& table) {
+absl::StatusOr<ColumnList> Columns(pg::Queryable& conn, const std::string& table) {
   absl::StatusOr<std::vector<Column>> columns = ListColumns(conn, table);
   if (!columns.ok()) return columns.status();
   ColumnList out;
@@ -68,7 +68,7 @@ enum class Write {
 
 // COPY the rows of `source_table` (only those matching `where`, if not empty) on the source
 // into `target_table (columns)` on the target, binary unless a column type has no binary I/O.
-absl::StatusOr<pg::CopyStats> Relay(pg::Connection& source, pg::Connection& target, Read read,
+absl::StatusOr<pg::CopyStats> Relay(pg::Queryable& source, pg::Connection& target, Read read,
                                     const std::string& source_table, const std::string& where,
                                     const std::string& target_table, const ColumnList& columns,
                                     RateLimiter* limiter, Write write = Write::kRows) {
@@ -101,14 +101,14 @@ void NoteRowByRow(const std::string& hypertable, const std::string& why) {
   }
 }
 
-absl::Status Call(pg::Connection& conn, absl::string_view function, const std::string& chunk) {
+absl::Status Call(pg::Queryable& conn, absl::string_view function, const std::string& chunk) {
   return conn.ExecScript(
       absl::StrCat("SELECT ", function, "(", QuoteLiteral(chunk), "::regclass)"));
 }
 
 class Copier {
  public:
-  Copier(pg::Connection& source, pg::Connection& target, const CopySpec& spec)
+  Copier(pg::Queryable& source, pg::Connection& target, const CopySpec& spec)
       : source_(source),
         target_(target),
         spec_(spec),
@@ -461,7 +461,7 @@ class Copier {
     return target_.ExecScript("ROLLBACK TO SAVEPOINT compression_size");
   }
 
-  pg::Connection& source_;
+  pg::Queryable& source_;
   pg::Connection& target_;
   const CopySpec& spec_;
   const std::string source_chunk_;
@@ -470,7 +470,7 @@ class Copier {
 
 }  // namespace
 
-absl::StatusOr<CopyOutcome> CopyChunk(pg::Connection& source, pg::Connection& target,
+absl::StatusOr<CopyOutcome> CopyChunk(pg::Queryable& source, pg::Connection& target,
                                       const CopySpec& spec) {
   absl::StatusOr<CopyOutcome> outcome = Copier(source, target, spec).Run();
   if (!outcome.ok() || outcome->kind == CopyOutcome::Kind::kFenced) {

@@ -88,7 +88,7 @@ struct CopyOutcome {
 
 // Runs the copy on the two connections, which must be idle (no open transaction). On error
 // both transactions are rolled back and the connections stay usable unless they broke.
-absl::StatusOr<CopyOutcome> CopyChunk(pg::Connection& source, pg::Connection& target,
+absl::StatusOr<CopyOutcome> CopyChunk(pg::Queryable& source, pg::Connection& target,
                                       const CopySpec& spec);
 
 }  // namespace backfill

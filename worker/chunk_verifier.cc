@@ -29,7 +29,7 @@ struct Aggregate {
   bool is_float_sum = false;
 };
 
-absl::StatusOr<std::vector<Aggregate>> AggregatesFor(pg::Connection& source,
+absl::StatusOr<std::vector<Aggregate>> AggregatesFor(pg::Queryable& source,
                                                      const std::string& table, bool row_hash) {
   absl::StatusOr<pg::Result> rows = source.Exec(sql::kVerifyColumns, {table});
   if (!rows.ok()) return rows.status();
@@ -63,7 +63,7 @@ absl::StatusOr<std::vector<Aggregate>> AggregatesFor(pg::Connection& source,
   return out;
 }
 
-absl::StatusOr<std::vector<std::string>> Evaluate(pg::Connection& conn, const std::string& from,
+absl::StatusOr<std::vector<std::string>> Evaluate(pg::Queryable& conn, const std::string& from,
                                                   const std::vector<Aggregate>& aggregates) {
   std::vector<std::string> values;
   for (size_t start = 0; start < aggregates.size(); start += kAggregatesPerQuery) {
@@ -89,7 +89,7 @@ bool FloatSumsMatch(const std::string& a, const std::string& b) {
 }
 
 // Compares the aggregates of `from_source` and `from_target`, recording differences.
-absl::Status CompareAggregates(pg::Connection& source, pg::Connection& target,
+absl::Status CompareAggregates(pg::Queryable& source, pg::Connection& target,
                                const std::string& source_from, const std::string& target_from,
                                const std::vector<Aggregate>& aggregates,
                                v1::ChunkVerification* chunk) {
@@ -114,7 +114,7 @@ absl::Status CompareAggregates(pg::Connection& source, pg::Connection& target,
 }
 
 // Batch count, rows in batches, and an order-independent hash of the batches' bytes.
-absl::StatusOr<std::string> BatchDigest(pg::Connection& conn, const std::string& table) {
+absl::StatusOr<std::string> BatchDigest(pg::Queryable& conn, const std::string& table) {
   absl::StatusOr<pg::Result> row = conn.Exec(absl::StrCat(
       "SELECT count(*) || '/' || coalesce(sum(_ts_meta_count), 0) || '/' || "
       "coalesce(sum(('x' || substr(md5(b::text), 1, 16))::bit(64)::bigint::numeric), 0) "
@@ -124,7 +124,7 @@ absl::StatusOr<std::string> BatchDigest(pg::Connection& conn, const std::string&
   return row->Get(0, 0);
 }
 
-absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const VerifySpec& task,
+absl::Status VerifyTask(pg::Queryable& source, pg::Connection& target, const VerifySpec& task,
                         v1::ChunkVerification* chunk) {
   const std::string source_chunk = QuoteQualified(task.source_chunk_schema, task.source_chunk_name);
   const std::string target_chunk = QuoteQualified(task.target_chunk_schema, task.target_chunk_name);
@@ -188,11 +188,11 @@ absl::Status VerifyTask(pg::Connection& source, pg::Connection& target, const Ve
                            chunk);
 }
 
-void Rollback(pg::Connection& conn) { (void)conn.ExecScript("ROLLBACK"); }
+void Rollback(pg::Queryable& conn) { (void)conn.ExecScript("ROLLBACK"); }
 
 }  // namespace
 
-absl::StatusOr<VerifyOutcome> VerifyChunk(pg::Connection& source, pg::Connection& target,
+absl::StatusOr<VerifyOutcome> VerifyChunk(pg::Queryable& source, pg::Connection& target,
                                           const VerifySpec& spec) {
   VerifyOutcome outcome;
   v1::ChunkVerification& chunk = outcome.report;

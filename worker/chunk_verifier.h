@@ -43,7 +43,7 @@ struct VerifyOutcome {
 };
 
 // The two connections must be idle (no open transaction).
-absl::StatusOr<VerifyOutcome> VerifyChunk(pg::Connection& source, pg::Connection& target,
+absl::StatusOr<VerifyOutcome> VerifyChunk(pg::Queryable& source, pg::Connection& target,
                                           const VerifySpec& spec);
 
 }  // namespace backfill

@@ -74,4 +74,12 @@ absl::Status GrpcCoordinatorClient::ReportTask(const v1::ReportTaskRequest& requ
       .status();
 }
 
+absl::StatusOr<v1::SourceSideHeartbeatResponse> GrpcCoordinatorClient::SourceSideHeartbeat(
+    const v1::SourceSideHeartbeatRequest& request) {
+  return Invoke<v1::SourceSideHeartbeatResponse>(
+      impl_->token, [&](grpc::ClientContext* c, auto* r) {
+        return impl_->stub->SourceSideHeartbeat(c, request, r);
+      });
+}
+
 }  // namespace backfill

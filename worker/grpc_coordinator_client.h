@@ -27,6 +27,8 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   absl::StatusOr<v1::LeaseTaskResponse> LeaseTask(const v1::LeaseTaskRequest& request) override;
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override;
   absl::Status ReportTask(const v1::ReportTaskRequest& request) override;
+  absl::StatusOr<v1::SourceSideHeartbeatResponse> SourceSideHeartbeat(
+      const v1::SourceSideHeartbeatRequest& request) override;
 
  private:
   struct Impl;

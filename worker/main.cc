@@ -1,4 +1,6 @@
-// backfill-worker: leases chunk copies from a backfill-coordinator and runs them.
+// backfill-worker: leases chunk copies from a backfill-coordinator and runs them; with
+// --source-side, serves the source to the workers that do (a worker next to the source when
+// the target is far from it).
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +16,8 @@
 #include "proto/credentials.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/metrics.h"
+#include "worker/source_side.h"
+#include "worker/source_side_session.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -45,6 +49,18 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   app.add_flag("-v,--verbose", verbosity, "more logging; repeat for more");
+  bool source_side = false;
+  app.add_flag("--source-side", source_side,
+               "run next to the source: serve source sessions to the workers next to the "
+               "target, sending COPY data compressed (needs --listen)");
+  std::string listen;
+  app.add_option("--listen", listen,
+                 "--source-side: address to serve on, HOST:PORT (0.0.0.0:PORT for every "
+                 "interface)");
+  std::string advertise;
+  app.add_option("--advertise", advertise,
+                 "--source-side: HOST:PORT at which the other workers reach this one (default: "
+                 "--listen)");
   bool check_args = false;
   app.add_flag("--check-args", check_args,
                "parse and check the arguments, print whether they are valid and exit: nothing is "
@@ -61,6 +77,34 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (source_side) {
+    if (listen.empty()) {
+      std::cerr << "backfill-worker: --source-side needs --listen HOST:PORT\n";
+      return 2;
+    }
+    if (advertise.empty()) advertise = listen;
+    const std::string host = advertise.substr(0, advertise.rfind(':'));
+    if (host == "0.0.0.0" || host == "[::]" || host.empty()) {
+      std::cerr << "backfill-worker: give --advertise HOST:PORT, the address the other workers "
+                   "reach this one at (--listen "
+                << listen << " names none)\n";
+      return 2;
+    }
+    // Whoever reaches this port reads the source: off loopback, only with the token.
+    const std::string listen_host = listen.substr(0, listen.rfind(':'));
+    const bool loopback =
+        listen_host == "127.0.0.1" || listen_host == "localhost" || listen_host == "[::1]";
+    const char* env_token = std::getenv("BACKFILL_TOKEN");
+    if (!loopback && token_file.empty() && (env_token == nullptr || *env_token == 0)) {
+      std::cerr << "backfill-worker: refusing to serve the source on " << listen
+                << " without a bearer token\nhint: give every program the same --token-file "
+                   "(or BACKFILL_TOKEN)\n";
+      return 2;
+    }
+  } else if (!listen.empty() || !advertise.empty()) {
+    std::cerr << "backfill-worker: --listen and --advertise go with --source-side\n";
+    return 2;
+  }
   if (check_args) {
     std::cout << "backfill-worker: arguments are valid" << std::endl;
     return 0;
@@ -72,6 +116,19 @@ int main(int argc, char** argv) {
   if (!token.ok()) {
     std::cerr << "backfill-worker: " << token.status().message() << "\n";
     return 2;
+  }
+
+  if (source_side) {
+    return backfill::RunSourceSide(backfill::SourceSideRun{
+        .coordinator = coordinator,
+        .token = *token,
+        .tls = tls,
+        .name = options.name,
+        .listen = listen,
+        .advertise = advertise,
+        .source_override = options.source_override,
+        .application_name = options.application_name,
+    });
   }
 
   // Installed before gRPC starts its threads, so they inherit the blocked signals.
@@ -109,6 +166,7 @@ int main(int argc, char** argv) {
     metrics_server = *std::move(started);
     std::cout << "backfill-worker serving metrics on port " << metrics_server->port() << std::endl;
   }
+  options.source_side = std::make_shared<backfill::SourceSideConnector>(*token, *credentials);
   backfill::GrpcCoordinatorClient client(coordinator, *token, *credentials);
   backfill::Worker worker(options, &client, metrics);
   running = &worker;

@@ -30,19 +30,25 @@ void ReportError(const absl::Status& status, v1::ReportTaskRequest* report) {
   report->set_outcome(v1::ReportTaskRequest::FAILED);
   report->set_error(std::string(status.message()));
   report->set_retryable(pg::IsRetryable(status));
+  report->set_source_side_lost(SourceSideLost(status));
 }
 
 }  // namespace
 
 PgTaskExecutor::PgTaskExecutor(PgTaskExecutorOptions options) : options_(std::move(options)) {}
 
-absl::Status PgTaskExecutor::Connect(const v1::Databases& databases) {
+absl::Status PgTaskExecutor::Connect(const v1::LeaseTaskResponse& lease) {
+  const v1::Databases& databases = lease.databases();
   const std::string& source =
       options_.source_override.empty() ? databases.source() : options_.source_override;
   const std::string& target =
       options_.target_override.empty() ? databases.target() : options_.target_override;
+  // Paired with a source-side worker: no source connection here at all (this host may not
+  // even reach the source).
+  const bool through_source_side = lease.has_source_side() && options_.source_side != nullptr;
   bool reconnected = false;
-  if (source_ == nullptr || !source_->ok() || source != source_conninfo_) {
+  if (!through_source_side &&
+      (source_ == nullptr || !source_->ok() || source != source_conninfo_)) {
     reconnected = true;
     source_.reset();
     absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
@@ -70,6 +76,7 @@ absl::Status PgTaskExecutor::Connect(const v1::Databases& databases) {
                       "invalidation log; the next refresh will re-materialize their ranges";
     }
   }
+  if (through_source_side) return ConnectSourceSide(lease);
   if (reconnected) {
     // Either side may have been upgraded since the copy began: check again on every new
     // session, and keep none that failed the check so the next task checks again.
@@ -81,6 +88,23 @@ absl::Status PgTaskExecutor::Connect(const v1::Databases& databases) {
   return absl::OkStatus();
 }
 
+absl::Status PgTaskExecutor::ConnectSourceSide(const v1::LeaseTaskResponse& lease) {
+  v1::SourceOpen open;
+  open.set_task_id(lease.task().task_id());
+  open.set_lease_epoch(lease.task().lease_epoch());
+  open.set_worker_id(options_.worker_name);
+  // As the coordinator hands it out: --source here says how this host reaches the source.
+  open.set_source(lease.databases().source());
+  absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
+      options_.source_side->Open(lease.source_side().address(), open, nullptr);
+  if (!session.ok()) return session.status();
+  // Each task's session is new on the source side: its version is checked every time.
+  if (absl::Status s = CheckVersions(**session, *target_); !s.ok()) return s;
+  absl::MutexLock lock(&source_side_mu_);
+  source_side_ = *std::move(session);
+  return absl::OkStatus();
+}
+
 int PgTaskExecutor::TargetBackendPid() const {
   return target_ != nullptr ? target_->backend_pid() : 0;
 }
@@ -88,6 +112,8 @@ int PgTaskExecutor::TargetBackendPid() const {
 void PgTaskExecutor::Cancel() {
   if (target_ != nullptr) target_->Cancel();
   if (source_ != nullptr) source_->Cancel();
+  absl::MutexLock lock(&source_side_mu_);
+  if (source_side_ != nullptr) source_side_->Cancel();
 }
 
 void PgTaskExecutor::Disconnect() {
@@ -97,15 +123,34 @@ void PgTaskExecutor::Disconnect() {
 
 void PgTaskExecutor::Run(const v1::LeaseTaskResponse& lease, RateLimiter* limiter,
                          v1::ReportTaskRequest* report) {
-  if (lease.work() == v1::LeaseTaskResponse::VERIFY) {
-    Verify(lease, report);
-  } else {
-    Copy(lease, limiter, report);
+  SourceSideSession* side;
+  {
+    absl::MutexLock lock(&source_side_mu_);
+    side = source_side_.get();
   }
+  pg::Queryable& source = side != nullptr ? static_cast<pg::Queryable&>(*side) : *source_;
+  // Through a source-side worker, --max-rate counts the bytes on the link: compressed.
+  if (side != nullptr) side->set_limiter(limiter);
+  if (lease.work() == v1::LeaseTaskResponse::VERIFY) {
+    Verify(lease, source, report);
+  } else {
+    Copy(lease, source, side != nullptr ? nullptr : limiter, report);
+  }
+  if (side == nullptr) return;
+  if (side->raw_bytes() > 0) {
+    VLOG(1) << "task " << lease.task().task_id() << ": " << side->link_bytes()
+            << " bytes crossed the link for " << side->raw_bytes() << " bytes of COPY data";
+  }
+  std::unique_ptr<SourceSideSession> ended;
+  {
+    absl::MutexLock lock(&source_side_mu_);
+    ended = std::move(source_side_);
+  }
+  ended.reset();  // the stream ends: the source-side worker ends the session
 }
 
-void PgTaskExecutor::Copy(const v1::LeaseTaskResponse& lease, RateLimiter* limiter,
-                          v1::ReportTaskRequest* report) {
+void PgTaskExecutor::Copy(const v1::LeaseTaskResponse& lease, pg::Queryable& source,
+                          RateLimiter* limiter, v1::ReportTaskRequest* report) {
   const v1::Task& task = lease.task();
   CopySpec spec;
   FillFromTask(task, &spec);
@@ -118,7 +163,7 @@ void PgTaskExecutor::Copy(const v1::LeaseTaskResponse& lease, RateLimiter* limit
   spec.carry_invalidations = target_superuser_ && !skip_invalidation_.empty();
   spec.limiter = limiter;
   spec.bulk_load = !lease.row_by_row();
-  absl::StatusOr<CopyOutcome> outcome = CopyChunk(*source_, *target_, spec);
+  absl::StatusOr<CopyOutcome> outcome = CopyChunk(source, *target_, spec);
   if (!outcome.ok()) return ReportError(outcome.status(), report);
   switch (outcome->kind) {
     case CopyOutcome::Kind::kCopied:
@@ -136,7 +181,8 @@ void PgTaskExecutor::Copy(const v1::LeaseTaskResponse& lease, RateLimiter* limit
   if (!outcome->row_by_row.empty()) report->set_note("row by row: " + outcome->row_by_row);
 }
 
-void PgTaskExecutor::Verify(const v1::LeaseTaskResponse& lease, v1::ReportTaskRequest* report) {
+void PgTaskExecutor::Verify(const v1::LeaseTaskResponse& lease, pg::Queryable& source,
+                            v1::ReportTaskRequest* report) {
   const v1::Task& task = lease.task();
   VerifySpec spec;
   FillFromTask(task, &spec);
@@ -144,7 +190,7 @@ void PgTaskExecutor::Verify(const v1::LeaseTaskResponse& lease, v1::ReportTaskRe
   spec.hypertable_name = task.hypertable_name();
   spec.hypertable_display = task.hypertable_display();
   spec.row_hash = lease.row_hash();
-  absl::StatusOr<VerifyOutcome> outcome = VerifyChunk(*source_, *target_, spec);
+  absl::StatusOr<VerifyOutcome> outcome = VerifyChunk(source, *target_, spec);
   if (!outcome.ok()) return ReportError(outcome.status(), report);
   if (outcome->fenced) {
     report->set_outcome(v1::ReportTaskRequest::FENCED);

@@ -17,9 +17,10 @@ class TaskExecutor {
  public:
   virtual ~TaskExecutor() = default;
 
-  // Opens the sessions a task on these databases needs, or keeps the current ones while they
-  // are healthy and point at the same databases.
-  virtual absl::Status Connect(const v1::Databases& databases) = 0;
+  // Opens the sessions the leased task needs, or keeps the current ones while they are
+  // healthy and point at the same databases. A lease paired with a source-side worker reads
+  // its source through that worker, on a session opened for the task.
+  virtual absl::Status Connect(const v1::LeaseTaskResponse& lease) = 0;
 
   // The target session's backend pid: the first heartbeat of a task tells the coordinator
   // which session holds the lease.

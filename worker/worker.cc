@@ -11,6 +11,7 @@
 #include "common/pg.h"
 #include "common/quote.h"
 #include "worker/pg_task_executor.h"
+#include "worker/source_side_session.h"
 
 namespace backfill {
 
@@ -37,6 +38,8 @@ std::unique_ptr<TaskExecutor> DefaultExecutor(const WorkerOptions& options) {
       .source_override = options.source_override,
       .target_override = options.target_override,
       .application_name = options.application_name,
+      .worker_name = options.name,
+      .source_side = options.source_side,
   });
 }
 
@@ -180,12 +183,13 @@ void Worker::RunTask(const v1::LeaseTaskResponse& lease) {
   report.set_task_id(task.task_id());
   report.set_lease_epoch(task.lease_epoch());
 
-  absl::Status connected = executor_->Connect(lease.databases());
+  absl::Status connected = executor_->Connect(lease);
   if (!connected.ok()) {
     LOG(WARNING) << "worker " << worker_id_ << ": chunk " << chunk << ": " << connected.message();
     report.set_outcome(v1::ReportTaskRequest::FAILED);
     report.set_error(std::string(connected.message()));
     report.set_retryable(pg::IsRetryable(connected));
+    report.set_source_side_lost(SourceSideLost(connected));
     (void)client_->ReportTask(report);
     SleepUnlessStopped(options_.retry_delay);
     return;

@@ -18,6 +18,8 @@
 
 namespace backfill {
 
+class SourceSideConnector;
+
 struct WorkerOptions {
   std::string name;  // shown in status and logs, e.g. host:pid
   // When set, used instead of the connection strings the coordinator hands out (a worker
@@ -28,6 +30,9 @@ struct WorkerOptions {
   // Fresh database sessions after this many tasks, so that the catalog caches a long session
   // builds up (every chunk it touched) stay small.
   int reconnect_every = 1000;
+  // Opens the source sessions of leases paired with a source-side worker; null: such leases
+  // read the source directly.
+  std::shared_ptr<SourceSideConnector> source_side;
   // Pause after a coordinator call fails before trying again.
   absl::Duration retry_delay = absl::Milliseconds(500);
 };

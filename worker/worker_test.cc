@@ -139,7 +139,7 @@ class FakeCoordinator : public CoordinatorClient {
 // a cancel reaches it only while it runs.
 class FakeExecutor : public TaskExecutor {
  public:
-  absl::Status Connect(const v1::Databases&) override {
+  absl::Status Connect(const v1::LeaseTaskResponse&) override {
     absl::MutexLock lock(&mu_);
     if (connect_failures_ > 0) {
       --connect_failures_;

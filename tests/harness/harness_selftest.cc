@@ -2,16 +2,20 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -132,6 +136,257 @@ TEST(FreeLoopbackPortTest, ReturnsBindablePort) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   close(fd);
+}
+
+// --- backfill_delay_line -------------------------------------------------------------------
+
+// Writes all of `data` to `fd`; false on error.
+bool WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Everything `fd` yields until EOF (or an error).
+std::string ReadToEof(int fd) {
+  std::string out;
+  char buffer[65536];
+  while (true) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+// A TCP connection to 127.0.0.1:`port` with TCP_NODELAY, or -1.
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+// Echoes every connection on 127.0.0.1:port() back until EOF, then half-closes it; a thread per
+// connection.
+class EchoServer {
+ public:
+  EchoServer() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(addr);
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        listen(listen_fd_, 64) == 0 &&
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~EchoServer() {
+    shutdown(listen_fd_, SHUT_RDWR);  // Wakes accept().
+    accept_thread_.join();
+    close(listen_fd_);
+    for (std::thread& connection : connections_) connection.join();
+  }
+
+  int port() const { return port_; }
+
+ private:
+  void AcceptLoop() {
+    while (true) {
+      const int fd = accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      connections_.emplace_back([fd] {
+        char buffer[65536];
+        ssize_t n;
+        while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
+          if (!WriteAll(fd, buffer, static_cast<size_t>(n))) break;
+        }
+        shutdown(fd, SHUT_WR);
+        close(fd);
+      });
+    }
+  }
+
+  int listen_fd_ = -1;
+  int port_ = -1;
+  std::thread accept_thread_;
+  std::vector<std::thread> connections_;  // Touched by accept_thread_ only, until it ends.
+};
+
+// backfill_delay_line on a free 127.0.0.1 port, forwarding to 127.0.0.1:`to_port`.
+class DelayLine {
+ public:
+  DelayLine(int to_port, const std::vector<std::string>& flags)
+      : port_(FreeLoopbackPort()),
+        log_(::testing::TempDir() + "harness_delay_line_" + std::to_string(getpid()) + "_" +
+             std::to_string(port_) + ".log") {
+    std::filesystem::remove(log_);
+    std::vector<std::string> argv = {BACKFILL_DELAY_LINE_BIN, "--listen",
+                                     "127.0.0.1:" + std::to_string(port_), "--to",
+                                     "127.0.0.1:" + std::to_string(to_port)};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    process_ = std::make_unique<BackgroundProcess>(argv, log_);
+  }
+  ~DelayLine() {
+    process_.reset();
+    std::filesystem::remove(log_);
+  }
+
+  // Polls the log for the "listening" line for up to 10 s; whether it came.
+  bool WaitListening() {
+    const std::string line = "delay line listening on 127.0.0.1:" + std::to_string(port_) + "\n";
+    for (int i = 0; i < 1000; ++i) {
+      if (ReadFile(log_).find(line) != std::string::npos) return true;
+      if (!process_->IsRunning()) return false;
+      usleep(10000);
+    }
+    return false;
+  }
+
+  int port() const { return port_; }
+  BackgroundProcess& process() { return *process_; }
+  std::string Log() const { return ReadFile(log_); }
+
+ private:
+  int port_;
+  std::string log_;
+  std::unique_ptr<BackgroundProcess> process_;
+};
+
+std::string RandomBytes(size_t size, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = static_cast<char>(random());
+  return bytes;
+}
+
+// Sends `data` through a new connection to `port` (then half-closes), reads the echo to EOF and
+// returns it; `elapsed` gets the time from connect to EOF.
+std::string EchoThrough(int port, const std::string& data, std::chrono::duration<double>* elapsed) {
+  const auto start = std::chrono::steady_clock::now();
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return "[connect failed]";
+  std::thread sender([&] {
+    WriteAll(fd, data.data(), data.size());
+    shutdown(fd, SHUT_WR);
+  });
+  std::string echoed = ReadToEof(fd);
+  sender.join();
+  close(fd);
+  if (elapsed != nullptr) *elapsed = std::chrono::steady_clock::now() - start;
+  return echoed;
+}
+
+TEST(DelayLineTest, DelaysEachRoundTripAndPassesBytesIntact) {
+  EchoServer echo;
+  ASSERT_GT(echo.port(), 0);
+  DelayLine line(echo.port(), {"--delay-ms", "50"});
+  ASSERT_TRUE(line.WaitListening()) << line.Log();
+
+  const int fd = ConnectLoopback(line.port());
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 3; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(WriteAll(fd, "x", 1));
+    char c = 0;
+    ASSERT_EQ(read(fd, &c, 1), 1);
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(c, 'x');
+    EXPECT_GE(elapsed.count(), 0.100) << "round trip " << i;
+    EXPECT_LT(elapsed.count(), 2.0) << "round trip " << i;
+  }
+  // A half-close passes through both ways: the echo server sees EOF and closes, so do we.
+  shutdown(fd, SHUT_WR);
+  EXPECT_EQ(ReadToEof(fd), "");
+  close(fd);
+
+  const std::string data = RandomBytes(4 << 20, 1);
+  std::chrono::duration<double> elapsed{};
+  const std::string echoed = EchoThrough(line.port(), data, &elapsed);
+  EXPECT_EQ(echoed.size(), data.size());
+  EXPECT_TRUE(echoed == data) << "4 MiB came back altered";
+  EXPECT_GE(elapsed.count(), 0.100);
+
+  EXPECT_TRUE(line.process().Signal(SIGTERM));
+  EXPECT_EQ(line.process().Wait(), 0) << line.Log();
+}
+
+TEST(DelayLineTest, RateLimitPacesEachDirection) {
+  EchoServer echo;
+  ASSERT_GT(echo.port(), 0);
+  DelayLine line(echo.port(), {"--delay-ms", "0", "--rate-mbit", "80"});
+  ASSERT_TRUE(line.WaitListening()) << line.Log();
+
+  // 4 MiB at 80 Mbit/s is 0.42 s each way (pipelined, so about that in all).
+  const std::string data = RandomBytes(4 << 20, 2);
+  std::chrono::duration<double> elapsed{};
+  const std::string echoed = EchoThrough(line.port(), data, &elapsed);
+  EXPECT_EQ(echoed.size(), data.size());
+  EXPECT_TRUE(echoed == data) << "4 MiB came back altered";
+  EXPECT_GE(elapsed.count(), 0.35);
+  EXPECT_LT(elapsed.count(), 30.0);
+}
+
+TEST(DelayLineTest, ConcurrentConnections) {
+  EchoServer echo;
+  ASSERT_GT(echo.port(), 0);
+  DelayLine line(echo.port(), {"--delay-ms", "20"});
+  ASSERT_TRUE(line.WaitListening()) << line.Log();
+
+  constexpr int kConnections = 16;
+  std::vector<std::string> sent(kConnections);
+  std::vector<std::string> echoed(kConnections);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    sent[i] = RandomBytes(256 << 10, 100 + i);
+    clients.emplace_back([&, i] { echoed[i] = EchoThrough(line.port(), sent[i], nullptr); });
+  }
+  for (std::thread& client : clients) client.join();
+  for (int i = 0; i < kConnections; ++i) {
+    EXPECT_TRUE(echoed[i] == sent[i]) << "connection " << i << ": " << echoed[i].size() << " of "
+                                      << sent[i].size() << " bytes, or altered";
+  }
+}
+
+TEST(DelayLineTest, UnreachableUpstreamClosesClient) {
+  const int closed_port = FreeLoopbackPort();  // Nothing listens there.
+  DelayLine line(closed_port, {"--delay-ms", "10"});
+  ASSERT_TRUE(line.WaitListening()) << line.Log();
+  const int fd = ConnectLoopback(line.port());
+  ASSERT_GE(fd, 0);
+  char c;
+  EXPECT_LE(read(fd, &c, 1), 0);  // Reset (or EOF), not a hang.
+  close(fd);
+  EXPECT_TRUE(line.process().IsRunning());
+  EXPECT_NE(line.Log().find("cannot connect to 127.0.0.1:" + std::to_string(closed_port)),
+            std::string::npos)
+      << line.Log();
+}
+
+TEST(DelayLineTest, RefusesBadFlags) {
+  ProcessResult result = RunProcess({BACKFILL_DELAY_LINE_BIN, "--listen", "127.0.0.1:1"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("usage: backfill_delay_line"), std::string::npos) << result.err;
+  result = RunProcess(
+      {BACKFILL_DELAY_LINE_BIN, "--listen", "127.0.0.1", "--to", "127.0.0.1:2", "--delay-ms", "5"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("bad value for --listen"), std::string::npos) << result.err;
 }
 
 TEST(PgClusterTest, StartQueryRestart) {

@@ -1,0 +1,87 @@
+#include "coordinator/source_sides.h"
+
+#include <glog/logging.h>
+
+namespace backfill {
+
+bool SourceSides::IsLive(const Entry& entry, absl::Time now) const {
+  return now - entry.last_seen <= timeout_;
+}
+
+void SourceSides::Register(const std::string& worker_id, const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  Entry& entry = workers_[worker_id];
+  entry.address = address;
+  entry.last_seen = clock_.Now();
+}
+
+bool SourceSides::Heartbeat(const std::string& worker_id, const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return false;
+  it->second.address = address;
+  it->second.last_seen = clock_.Now();
+  return true;
+}
+
+std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_.Now();
+  // A task granted again after its lease expired: the old pair ends here.
+  if (auto old = pairs_.find(task_id); old != pairs_.end()) {
+    if (auto w = workers_.find(old->second); w != workers_.end()) --w->second.paired;
+    pairs_.erase(old);
+  }
+  const std::string* best = nullptr;
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    const Entry& entry = it->second;
+    // Forgotten once nothing is paired with it and it has been silent for a long while.
+    if (entry.paired <= 0 && now - entry.last_seen > 10 * timeout_) {
+      workers_.erase(it++);
+      continue;
+    }
+    if (IsLive(entry, now) && now >= entry.lost_until) {
+      const Entry* chosen = best == nullptr ? nullptr : &workers_.at(*best);
+      if (chosen == nullptr || entry.paired < chosen->paired ||
+          (entry.paired == chosen->paired && entry.last_paired < chosen->last_paired)) {
+        best = &it->first;
+      }
+    }
+    ++it;
+  }
+  if (best == nullptr) return std::nullopt;
+  Entry& entry = workers_.at(*best);
+  ++entry.paired;
+  entry.last_paired = now;
+  pairs_[task_id] = *best;
+  v1::SourceSide side;
+  side.set_worker_id(*best);
+  side.set_address(entry.address);
+  return side;
+}
+
+void SourceSides::Unpair(int64_t task_id, bool lost) {
+  absl::MutexLock lock(&mu_);
+  auto pair = pairs_.find(task_id);
+  if (pair == pairs_.end()) return;
+  if (auto w = workers_.find(pair->second); w != workers_.end()) {
+    --w->second.paired;
+    if (lost) {
+      w->second.lost_until = clock_.Now() + timeout_;
+      LOG(WARNING) << "source-side worker " << pair->first << " at " << w->second.address
+                   << " was lost by a lease; no leases are paired with it for "
+                   << absl::FormatDuration(timeout_);
+    }
+  }
+  pairs_.erase(pair);
+}
+
+int SourceSides::Live() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_.Now();
+  int live = 0;
+  for (const auto& [id, entry] : workers_) live += IsLive(entry, now) ? 1 : 0;
+  return live;
+}
+
+}  // namespace backfill

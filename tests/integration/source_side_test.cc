@@ -1,0 +1,225 @@
+// Workers split in two: a source-side worker next to the source (backfill-worker
+// --source-side) holds each task's source session and streams its COPY data compressed to the
+// target-side worker, which holds the target transaction as always. Here on loopback, as
+// processes; tests/integration/wan_test.cc runs them across a slow link between namespaces.
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/integration/fixture.h"
+
+namespace backfill::testing {
+namespace {
+
+constexpr char kBelow[] = "SELECT * FROM public.metrics WHERE time < '2024-01-09 12:00+00'";
+constexpr char kToken[] = "source-side-test-token";
+
+class SourceSideTest : public BackfillTest {
+ protected:
+  // public.metrics on the source, 10 daily chunks, the first four compressed (the third with
+  // rows inserted after, so partial); the target restored from it by the README recipe,
+  // then a dual-written row after --until.
+  void CreateSource() {
+    ExecSource(
+        "CREATE TABLE public.metrics (time timestamptz NOT NULL, device int, "
+        "value double precision, note text);"
+        "SELECT create_hypertable('public.metrics', 'time', "
+        "chunk_time_interval => interval '1 day');"
+        "ALTER TABLE public.metrics SET (timescaledb.compress, "
+        "timescaledb.compress_segmentby = 'device');"
+        "INSERT INTO public.metrics SELECT t, i % 10, i * 0.5, 'row ' || (i % 100) "
+        "FROM generate_series(timestamptz '2024-01-01 00:00+00', '2024-01-10 23:59:55+00', "
+        "interval '5 seconds') WITH ORDINALITY AS g(t, i);"
+        "SELECT compress_chunk(c) FROM show_chunks('public.metrics', "
+        "older_than => timestamptz '2024-01-05') c;"
+        "INSERT INTO public.metrics VALUES ('2024-01-03 12:00:01+00', 99, 1, 'late')");
+    PrepareTargetByReadmeRecipe();
+    ExecTarget("INSERT INTO public.metrics VALUES ('2024-01-10 00:00+00', 100, 1, 'dual')");
+  }
+
+  std::string Log(const std::string& name) const {
+    return absl::StrCat(source_->dir(), "/", name, "-", db_, ".log");
+  }
+  std::map<std::string, std::string> Env() const { return {{"BACKFILL_TOKEN", kToken}}; }
+
+  std::unique_ptr<BackgroundProcess> StartCoordinator(const std::string& address) {
+    auto coordinator = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("backfill-coordinator"), "--listen", address,
+                                 "--lease-timeout-ms", "3000", "--heartbeat-ms", "300"},
+        Log("coordinator"), Env());
+    EXPECT_TRUE(WaitFor([&] {
+      return absl::StrContains(ReadFile(coordinator->log_path()), "listening on port");
+    })) << ReadFile(coordinator->log_path());
+    return coordinator;
+  }
+  std::unique_ptr<BackgroundProcess> StartSourceSide(const std::string& coordinator,
+                                                     const std::string& name) {
+    const std::string listen = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+    auto worker = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("backfill-worker"), "--source-side", "--listen", listen,
+                                 "--coordinator", coordinator, "--name", name, "-v"},
+        Log(name), Env());
+    EXPECT_TRUE(WaitFor([&] {
+      return absl::StrContains(ReadFile(worker->log_path()), "registered; target-side workers");
+    })) << ReadFile(worker->log_path());
+    return worker;
+  }
+  // A target-side worker whose own way to the source leads nowhere: every source statement
+  // it runs goes through a source-side worker, or fails.
+  std::unique_ptr<BackgroundProcess> StartTargetSide(const std::string& coordinator,
+                                                     const std::string& name) {
+    return std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{
+            BinPath("backfill-worker"), "--coordinator", coordinator, "--name", name, "--source",
+            "host=127.0.0.1 port=1 dbname=unreachable connect_timeout=2", "-v"},
+        Log(name), Env());
+  }
+  ProcessResult CtlAt(const std::string& coordinator, const std::string& command,
+                      std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {command,     "--coordinator", coordinator, "--source",
+                                     SourceDsn(), "--target",      TargetDsn()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Ctl(args, Env(), "backfillctl");
+  }
+  // The COPY data that crossed the link and what it held, summed over a worker's log lines
+  // ("task N: L bytes crossed the link for R bytes of COPY data").
+  static std::pair<int64_t, int64_t> LinkBytes(const std::string& log) {
+    int64_t link = 0, raw = 0;
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      const size_t at = line.find(" bytes crossed the link for ");
+      if (at == absl::string_view::npos) continue;
+      const size_t start = line.rfind(' ', at - 1) + 1;
+      int64_t l = 0, r = 0;
+      absl::string_view rest = line.substr(at + 28);
+      if (absl::SimpleAtoi(line.substr(start, at - start), &l) &&
+          absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &r)) {
+        link += l;
+        raw += r;
+      }
+    }
+    return {link, raw};
+  }
+};
+
+TEST_F(SourceSideTest, CopiesAndVerifiesEveryChunkThroughASourceSideWorkerExactlyOnce) {
+  CreateSource();
+  const std::string dual = "SELECT * FROM public.metrics WHERE time >= '2024-01-09 12:00+00'";
+  const std::string dual_before = TargetDigest(dual);
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
+  std::unique_ptr<BackgroundProcess> source_side = StartSourceSide(address, "s1");
+  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
+
+  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  ProcessResult copied = CtlAt(address, "copy");
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err << ReadFile(target_side->log_path())
+                                 << ReadFile(source_side->log_path());
+  EXPECT_TRUE(absl::StrContains(copied.out, "Copied 9 of 9 chunks")) << copied.out;
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  EXPECT_EQ(TargetDigest(dual), dual_before);
+  // Compressed chunks went across as their batches, still compressed on the target.
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM timescaledb_information.chunks WHERE "
+                        "hypertable_name = 'metrics' AND is_compressed"),
+            "4");
+  // Every lease read through the source-side worker, and its COPY data crossed compressed.
+  const std::string coordinator_log = ReadFile(coordinator->log_path());
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE done_by LIKE 't1#%'"), "9");
+  EXPECT_TRUE(absl::StrContains(coordinator_log, "reading through source-side worker s1#"))
+      << coordinator_log;
+  EXPECT_FALSE(absl::StrContains(coordinator_log, "was lost")) << coordinator_log;
+  const auto [link, raw] = LinkBytes(ReadFile(target_side->log_path()));
+  EXPECT_GT(raw, 0) << ReadFile(target_side->log_path());
+  EXPECT_LT(link * 3, raw) << "link " << link << " raw " << raw;
+
+  ProcessResult verified = CtlAt(address, "verify", {"--row-hash"});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  EXPECT_TRUE(absl::StrContains(verified.out, "Verified 9 chunks: 0 differ.")) << verified.out;
+
+  // A stopped source-side worker leaves: the coordinator pairs nothing with it after a lease
+  // timeout, and the next copy's chunks are read by the target-side worker itself, which here
+  // cannot reach the source and says so.
+  ASSERT_TRUE(source_side->Signal(SIGTERM));
+  EXPECT_EQ(source_side->Wait(), 0) << ReadFile(source_side->log_path());
+  ASSERT_TRUE(target_side->Signal(SIGTERM));
+  EXPECT_EQ(target_side->Wait(), 0) << ReadFile(target_side->log_path());
+  ASSERT_TRUE(coordinator->Signal(SIGTERM));
+  EXPECT_EQ(coordinator->Wait(), 0);
+}
+
+TEST_F(SourceSideTest, WrongTokenOrNoSourceSideWorkerAtTheAddressFailsOnlyAttempts) {
+  CreateSource();
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
+  // A source-side worker with another token: target-side workers are refused by it.
+  const std::string listen = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  BackgroundProcess impostor({BinPath("backfill-worker"), "--source-side", "--listen", listen,
+                              "--coordinator", address, "--name", "wrong"},
+                             Log("wrong"), {{"BACKFILL_TOKEN", "another-token"}});
+  // It cannot register either: the coordinator refuses it too.
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(impostor.log_path()), "missing or wrong bearer token");
+  })) << ReadFile(impostor.log_path());
+  ASSERT_TRUE(impostor.Signal(SIGKILL));
+  impostor.Wait();
+  std::unique_ptr<BackgroundProcess> good = StartSourceSide(address, "s1");
+  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
+  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  ProcessResult copied = CtlAt(address, "copy");
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  EXPECT_FALSE(absl::StrContains(ReadFile(coordinator->log_path()),
+                                 "reading through source-side "
+                                 "worker wrong"));
+}
+
+TEST_F(SourceSideTest, ASourceSideWorkerKilledMidChunkFailsThatAttemptAndAnotherCopiesIt) {
+  CreateSource();
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
+  std::unique_ptr<BackgroundProcess> s1 = StartSourceSide(address, "s1");
+  std::unique_ptr<BackgroundProcess> s2 = StartSourceSide(address, "s2");
+  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
+  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  // Slow enough (the link's bytes, compressed, at 32 KiB/s) that a chunk is mid-copy for
+  // seconds.
+  BackgroundProcess copy({BinPath("backfillctl"), "copy", "--coordinator", address, "--source",
+                          SourceDsn(), "--target", TargetDsn(), "--max-rate", "32k"},
+                         Log("copy"), Env());
+  // Kill s1 while a copy reading through it streams into the target: the one target-side
+  // worker's latest lease is the chunk in progress.
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string log = ReadFile(coordinator->log_path());
+    const size_t last = log.rfind("leased chunk ");
+    if (last == std::string::npos) return false;
+    const std::string lease = log.substr(last, log.find('\n', last) - last);
+    return absl::StrContains(lease, "reading through source-side worker s1#") &&
+           TargetValue(
+               "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+               "query LIKE 'COPY %FROM STDIN%'") != "0";
+  })) << ReadFile(coordinator->log_path());
+  ASSERT_TRUE(s1->Signal(SIGKILL));
+  s1->Wait();
+  std::optional<int> code = copy.WaitFor(240000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(copy.log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(copy.log_path()) << ReadFile(target_side->log_path());
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  const std::string coordinator_log = ReadFile(coordinator->log_path());
+  EXPECT_TRUE(absl::StrContains(coordinator_log, "was lost by a lease")) << coordinator_log;
+  EXPECT_TRUE(absl::StrContains(ReadFile(target_side->log_path()), "source-side worker at"))
+      << ReadFile(target_side->log_path());
+  // s2 read the chunks after it.
+  EXPECT_TRUE(absl::StrContains(coordinator_log, "reading through source-side worker s2#"));
+  ProcessResult verified = CtlAt(address, "verify");
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+}
+
+}  // namespace
+}  // namespace backfill::testing
