@@ -179,7 +179,7 @@ TEST_F(SourceSideTest, WrongTokenOrNoSourceSideWorkerAtTheAddressFailsOnlyAttemp
                                  "worker wrong"));
 }
 
-TEST_F(SourceSideTest, ASourceSideWorkerKilledMidChunkFailsThatAttemptAndAnotherCopiesIt) {
+TEST_F(SourceSideTest, AKilledSourceSideWorkerIsPairedWithNothingMoreAndTheCopyGoesOn) {
   CreateSource();
   const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
   std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
@@ -194,7 +194,8 @@ TEST_F(SourceSideTest, ASourceSideWorkerKilledMidChunkFailsThatAttemptAndAnother
                           SourceDsn(), "--target", TargetDsn(), "--max-rate", "32k"},
                          Log("copy"), Env());
   // Kill s1 while a copy reading through it streams into the target: the one target-side
-  // worker's latest lease is the chunk in progress.
+  // worker's latest lease is the chunk in progress. Its lease may be granted again before the
+  // coordinator has missed s1's heartbeats, through s1: that attempt fails too.
   ASSERT_TRUE(WaitFor([&] {
     const std::string log = ReadFile(coordinator->log_path());
     const size_t last = log.rfind("leased chunk ");
@@ -211,12 +212,15 @@ TEST_F(SourceSideTest, ASourceSideWorkerKilledMidChunkFailsThatAttemptAndAnother
   ASSERT_TRUE(code.has_value()) << ReadFile(copy.log_path());
   ASSERT_EQ(*code, 0) << ReadFile(copy.log_path()) << ReadFile(target_side->log_path());
   EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  // Whether the kill cut the chunk short depends on how much of it the buffers on the way held
+  // already (loopback has no slow link; wan_test.cc kills one mid-chunk across one). Either
+  // way the chunks after it are read through s2 alone.
   const std::string coordinator_log = ReadFile(coordinator->log_path());
-  EXPECT_TRUE(absl::StrContains(coordinator_log, "was lost by a lease")) << coordinator_log;
-  EXPECT_TRUE(absl::StrContains(ReadFile(target_side->log_path()), "source-side worker at"))
-      << ReadFile(target_side->log_path());
-  // s2 read the chunks after it.
-  EXPECT_TRUE(absl::StrContains(coordinator_log, "reading through source-side worker s2#"));
+  const size_t killed = coordinator_log.rfind("reading through source-side worker s1#");
+  ASSERT_NE(killed, std::string::npos);
+  const std::string after = coordinator_log.substr(coordinator_log.find('\n', killed));
+  EXPECT_TRUE(absl::StrContains(after, "reading through source-side worker s2#")) << after;
+  EXPECT_FALSE(absl::StrContains(after, "reading through source-side worker s1#")) << after;
   ProcessResult verified = CtlAt(address, "verify");
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
