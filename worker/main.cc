@@ -90,6 +90,13 @@ int main(int argc, char** argv) {
                 << listen << " names none)\n";
       return 2;
     }
+    // It serves TLS to the workers that dial it when they speak TLS: it needs its own pair.
+    if (!tls.ca.empty() && (tls.cert.empty() || tls.key.empty())) {
+      std::cerr << "backfill-worker: --source-side with --tls-ca needs --tls-cert and --tls-key: "
+                   "the other workers speak TLS to it and present certificates signed by that "
+                   "CA\n";
+      return 2;
+    }
     // Whoever reaches this port reads the source: off loopback, only with the token.
     const std::string listen_host = listen.substr(0, listen.rfind(':'));
     const bool loopback =
