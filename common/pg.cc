@@ -246,7 +246,8 @@ absl::Status Connection::ErrorFromConnection(absl::string_view what) const {
                       absl::StrCat(role_, ": ", what, ": ", FirstLine(PQerrorMessage(conn_))));
 }
 
-absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const std::vector<Param>& params) {
+absl::StatusOr<Result> Connection::ExecParams(absl::string_view sql,
+                                              const std::vector<Param>& params) {
   std::string statement(sql);
   std::vector<const char*> values;
   values.reserve(params.size());

@@ -74,14 +74,18 @@ struct CopyStats {
 absl::Status ServerError(absl::string_view state, absl::string_view message);
 
 // A database session one can query and read a COPY from: a Connection, or one held by a
-// source-side worker elsewhere (worker/relay_session.h). What the copy and the verification
+// source-side worker elsewhere (worker/source_side_session.h). What the copy and the verification
 // ask of their source.
 class Queryable {
  public:
   virtual ~Queryable() = default;
   // One statement with text parameters ($1, $2, ...).
-  virtual absl::StatusOr<Result> Exec(absl::string_view sql,
-                                      const std::vector<Param>& params = {}) = 0;
+  absl::StatusOr<Result> Exec(absl::string_view sql, const std::vector<Param>& params = {}) {
+    return ExecParams(sql, params);
+  }
+  // Exec, as each kind of session runs it.
+  virtual absl::StatusOr<Result> ExecParams(absl::string_view sql,
+                                            const std::vector<Param>& params) = 0;
   // One or more statements; no parameters.
   virtual absl::Status ExecScript(absl::string_view sql) = 0;
   // Starts `copy_out_sql` (COPY ... TO STDOUT). Then ReadCopyOut until it says the end.
@@ -109,13 +113,13 @@ class Connection : public Queryable {
   static absl::StatusOr<std::unique_ptr<Connection>> Open(absl::string_view conninfo,
                                                           absl::string_view application_name,
                                                           absl::string_view role);
-  ~Connection();
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   // One statement through the extended protocol with text parameters ($1, $2, ...).
-  absl::StatusOr<Result> Exec(absl::string_view sql,
-                              const std::vector<Param>& params = {}) override;
+  absl::StatusOr<Result> ExecParams(absl::string_view sql,
+                                    const std::vector<Param>& params) override;
   // Exec for a statement this session runs again and again (the coordinator's lease path):
   // prepared once per session, so that later runs skip parsing and, once the server settles
   // on a generic plan, planning. The statement's text is its identity. Not thread-safe.

@@ -170,8 +170,15 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   *response.mutable_databases() = job->databases;
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
   if (!verify) response.set_max_bytes_per_second(RateShare());
-  std::optional<v1::SourceSide> source_side = source_sides_.Pair(task.task_id());
-  if (source_side.has_value()) *response.mutable_source_side() = *std::move(source_side);
+  std::optional<v1::SourceSide> source_side =
+      source_sides_.Pair(task.task_id(), task.lease_epoch());
+  if (source_side.has_value()) {
+    *response.mutable_source_side() = *std::move(source_side);
+  } else if (source_sides_.Known() > 0) {
+    LOG(WARNING) << "no source-side worker is live now (silent, or lost by a lease): worker "
+                 << request.worker_id() << " reads the source itself";
+  }
+  metrics_.source_side_workers.Set(source_sides_.Live());
   const std::string chunk = DisplayName(task.source_chunk_schema(), task.source_chunk_name());
   jobs_.Granted(task.task_id(), chunk, task.hypertable_display());
   metrics_.lease_grants.Increment();
@@ -211,8 +218,9 @@ absl::Status Coordinator::ReportTask(const v1::ReportTaskRequest& request) {
     return absl::InvalidArgumentError("a report needs worker_id and task_id");
   }
   SawWorker(request.worker_id());
-  source_sides_.Unpair(request.task_id(), request.outcome() == v1::ReportTaskRequest::FAILED &&
-                                              request.source_side_lost());
+  source_sides_.Unpair(
+      request.task_id(), request.lease_epoch(),
+      request.outcome() == v1::ReportTaskRequest::FAILED && request.source_side_lost());
   // A fenced worker knows it holds nothing; its report changes nothing and needs no check.
   if (request.outcome() == v1::ReportTaskRequest::FENCED) return absl::OkStatus();
   // A task given back, or a finished one making room under a cap.

@@ -24,12 +24,12 @@ bool SourceSides::Heartbeat(const std::string& worker_id, const std::string& add
   return true;
 }
 
-std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id) {
+std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id, int64_t epoch) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_.Now();
   // A task granted again after its lease expired: the old pair ends here.
   if (auto old = pairs_.find(task_id); old != pairs_.end()) {
-    if (auto w = workers_.find(old->second); w != workers_.end()) --w->second.paired;
+    if (auto w = workers_.find(old->second.worker_id); w != workers_.end()) --w->second.paired;
     pairs_.erase(old);
   }
   const std::string* best = nullptr;
@@ -52,23 +52,23 @@ std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id) {
   if (best == nullptr) return std::nullopt;
   Entry& entry = workers_.at(*best);
   ++entry.paired;
-  entry.last_paired = now;
-  pairs_[task_id] = *best;
+  entry.last_paired = ++pairings_;
+  pairs_[task_id] = Pairing{*best, epoch};
   v1::SourceSide side;
   side.set_worker_id(*best);
   side.set_address(entry.address);
   return side;
 }
 
-void SourceSides::Unpair(int64_t task_id, bool lost) {
+void SourceSides::Unpair(int64_t task_id, int64_t epoch, bool lost) {
   absl::MutexLock lock(&mu_);
   auto pair = pairs_.find(task_id);
-  if (pair == pairs_.end()) return;
-  if (auto w = workers_.find(pair->second); w != workers_.end()) {
+  if (pair == pairs_.end() || pair->second.epoch != epoch) return;
+  if (auto w = workers_.find(pair->second.worker_id); w != workers_.end()) {
     --w->second.paired;
     if (lost) {
       w->second.lost_until = clock_.Now() + timeout_;
-      LOG(WARNING) << "source-side worker " << pair->first << " at " << w->second.address
+      LOG(WARNING) << "source-side worker " << w->first << " at " << w->second.address
                    << " was lost by a lease; no leases are paired with it for "
                    << absl::FormatDuration(timeout_);
     }
@@ -82,6 +82,11 @@ int SourceSides::Live() {
   int live = 0;
   for (const auto& [id, entry] : workers_) live += IsLive(entry, now) ? 1 : 0;
   return live;
+}
+
+int SourceSides::Known() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(workers_.size());
 }
 
 }  // namespace backfill

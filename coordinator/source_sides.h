@@ -31,20 +31,24 @@ class SourceSides {
   // The source-side worker `task_id`'s new lease reads through: the live one with the fewest
   // leases paired now (ties: the one paired longest ago); nullopt when there is none, and the
   // task's worker reads the source itself.
-  std::optional<v1::SourceSide> Pair(int64_t task_id);
-  // `task_id`'s lease ended. `lost`: its source-side worker could not be reached, or went
-  // away mid-task; it is paired with nothing until `timeout` has passed.
-  void Unpair(int64_t task_id, bool lost);
+  std::optional<v1::SourceSide> Pair(int64_t task_id, int64_t epoch);
+  // The lease of `task_id` at `epoch` ended (a report; a report of an older epoch, whose
+  // task was granted again since, changes nothing). `lost`: its source-side worker could not
+  // be reached, or went away mid-task; it is paired with nothing for `timeout`, whatever its
+  // heartbeats say.
+  void Unpair(int64_t task_id, int64_t epoch, bool lost);
 
   // Source-side workers heard from within the timeout.
   int Live();
+  // Source-side workers registered and not forgotten (silent ten timeouts with nothing paired).
+  int Known();
 
  private:
   struct Entry {
     std::string address;
     absl::Time last_seen;
     absl::Time lost_until = absl::InfinitePast();
-    absl::Time last_paired = absl::InfinitePast();
+    int64_t last_paired = 0;  // pairings_ when it was last paired; 0: never
     int paired = 0;
   };
   bool IsLive(const Entry& entry, absl::Time now) const;
@@ -53,7 +57,12 @@ class SourceSides {
   const absl::Duration timeout_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int64_t, std::string> pairs_ ABSL_GUARDED_BY(mu_);  // task -> worker
+  struct Pairing {
+    std::string worker_id;
+    int64_t epoch = 0;
+  };
+  absl::flat_hash_map<int64_t, Pairing> pairs_ ABSL_GUARDED_BY(mu_);  // by task
+  int64_t pairings_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace backfill

@@ -65,6 +65,14 @@ class SourceServiceImpl final : public v1::SourceService::Service {
     absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
         pg::Connection::Open(conninfo, options_.application_name, "source");
     v1::SourceReply reply;
+    // Every statement a copy or a verification runs on the source reads; a session that
+    // starts read-only keeps a mistake from writing there (a user that can only read the
+    // source keeps anything from it).
+    if (conn.ok()) {
+      if (absl::Status s = (*conn)->ExecScript("SET default_transaction_read_only = on"); !s.ok()) {
+        conn = s;
+      }
+    }
     if (!conn.ok()) {
       LOG(WARNING) << "cannot open a source session for " << what << ": "
                    << conn.status().message();
@@ -111,20 +119,24 @@ class SourceServiceImpl final : public v1::SourceService::Service {
               break;
             }
             more = *read;
-            if (raw.empty()) continue;
-            v1::SourceReply block;
-            block.set_raw_bytes(static_cast<int64_t>(raw.size()));
-            std::string* data = block.mutable_data();
-            if (compressor.Compress(raw, data)) {
-              block.set_compressed(true);
-            } else {
-              *data = std::move(raw);
-            }
-            raw_total += block.raw_bytes();
-            sent_total += static_cast<int64_t>(data->size());
-            if (!stream->Write(block)) {
-              (*conn)->AbortCopyOut();
-              return grpc::Status::CANCELLED;  // the target-side worker went away
+            // A row larger than a block makes a larger read: it goes in block-sized slices
+            // (COPY FROM takes any split of the stream), so no reply exceeds the limits.
+            for (size_t at = 0; at < raw.size(); at += kBlockBytes) {
+              const absl::string_view slice = absl::string_view(raw).substr(at, kBlockBytes);
+              v1::SourceReply block;
+              block.set_raw_bytes(static_cast<int64_t>(slice.size()));
+              std::string* data = block.mutable_data();
+              if (compressor.Compress(slice, data)) {
+                block.set_compressed(true);
+              } else {
+                data->assign(slice.data(), slice.size());
+              }
+              raw_total += block.raw_bytes();
+              sent_total += static_cast<int64_t>(data->size());
+              if (!stream->Write(block)) {
+                (*conn)->AbortCopyOut();
+                return grpc::Status::CANCELLED;  // the target-side worker went away
+              }
             }
           }
           break;

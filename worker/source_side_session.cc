@@ -43,21 +43,38 @@ SourceSideSession::SourceSideSession(std::unique_ptr<Stream> stream, std::string
 
 SourceSideSession::~SourceSideSession() {
   if (stream_->status.has_value()) return;
-  if (!broken_.load()) {
+  if (!broken_.load() && !in_copy_out_) {
     // The session ends with the stream: the source-side worker rolls back and disconnects.
     stream_->rpc->WritesDone();
   } else {
+    // Mid-COPY or broken: the source-side worker may be blocked writing; end the call.
     stream_->context.TryCancel();
   }
   (void)stream_->Finish();
 }
 
-absl::Status SourceSideSession::Broken(absl::string_view what) {
+absl::Status SourceSideSession::Broken(absl::string_view what, bool call_ended) {
   const bool cancelled = broken_.exchange(true);
+  // A call still open (an answer out of order) is ended here, or Finish would wait for a
+  // server that waits for the next request.
+  if (!call_ended) stream_->context.TryCancel();
   const grpc::Status& status = stream_->Finish();
-  absl::Status error = absl::UnavailableError(
-      absl::StrCat("source-side worker at ", address_, ": ", what,
-                   status.ok() ? std::string() : absl::StrCat(" (", status.error_message(), ")")));
+  const std::string why =
+      status.ok() ? std::string() : absl::StrCat(" (", status.error_message(), ")");
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+    case grpc::StatusCode::UNIMPLEMENTED:
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      // A configuration problem (another token, another release): trying again cannot help,
+      // and the source-side worker is not lost.
+      return absl::FailedPreconditionError(
+          absl::StrCat("source-side worker at ", address_, " refused the session", why));
+    default:
+      break;
+  }
+  absl::Status error =
+      absl::UnavailableError(absl::StrCat("source-side worker at ", address_, ": ", what, why));
   // Cancelled here (a stop, an abort, a lost lease): not the source-side worker's doing.
   if (!cancelled) {
     lost_ = true;
@@ -78,23 +95,23 @@ absl::Status SourceSideSession::ErrorOf(const v1::SourceReply& reply) const {
 absl::StatusOr<v1::SourceReply> SourceSideSession::Next() {
   v1::SourceReply reply;
   if (broken_.load()) return absl::UnavailableError("the source-side session has ended");
-  if (!stream_->rpc->Read(&reply)) return Broken("the connection was lost");
+  if (!stream_->rpc->Read(&reply)) return Broken("the connection was lost", /*call_ended=*/true);
   return reply;
 }
 
 absl::StatusOr<v1::SourceReply> SourceSideSession::Call(const v1::SourceRequest& request) {
   if (broken_.load()) return absl::UnavailableError("the source-side session has ended");
   if (in_copy_out_) return absl::FailedPreconditionError("a COPY OUT is in progress");
-  if (!stream_->rpc->Write(request)) return Broken("the connection was lost");
+  if (!stream_->rpc->Write(request)) return Broken("the connection was lost", /*call_ended=*/true);
   absl::StatusOr<v1::SourceReply> reply = Next();
   if (!reply.ok()) return reply.status();
   if (reply->has_error()) return ErrorOf(*reply);
-  if (!reply->done()) return Broken("an answer out of order");
+  if (!reply->done()) return Broken("an answer out of order", /*call_ended=*/false);
   return reply;
 }
 
-absl::StatusOr<pg::Result> SourceSideSession::Exec(absl::string_view sql,
-                                                   const std::vector<pg::Param>& params) {
+absl::StatusOr<pg::Result> SourceSideSession::ExecParams(absl::string_view sql,
+                                                         const std::vector<pg::Param>& params) {
   v1::SourceRequest request;
   request.set_sql(std::string(sql));
   for (const pg::Param& p : params) {
@@ -123,7 +140,7 @@ absl::Status SourceSideSession::StartCopyOut(absl::string_view copy_out_sql) {
   if (in_copy_out_) return absl::FailedPreconditionError("a COPY OUT is in progress");
   v1::SourceRequest request;
   request.set_copy_out(std::string(copy_out_sql));
-  if (!stream_->rpc->Write(request)) return Broken("the connection was lost");
+  if (!stream_->rpc->Write(request)) return Broken("the connection was lost", /*call_ended=*/true);
   in_copy_out_ = true;
   return absl::OkStatus();
 }

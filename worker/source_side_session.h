@@ -26,8 +26,8 @@ class SourceSideSession : public pg::Queryable {
  public:
   ~SourceSideSession() override;
 
-  absl::StatusOr<pg::Result> Exec(absl::string_view sql,
-                                  const std::vector<pg::Param>& params = {}) override;
+  absl::StatusOr<pg::Result> ExecParams(absl::string_view sql,
+                                        const std::vector<pg::Param>& params) override;
   absl::Status ExecScript(absl::string_view sql) override;
   absl::Status StartCopyOut(absl::string_view copy_out_sql) override;
   absl::StatusOr<bool> ReadCopyOut(std::string* data, size_t at_least) override;
@@ -53,7 +53,9 @@ class SourceSideSession : public pg::Queryable {
   absl::StatusOr<v1::SourceReply> Call(const v1::SourceRequest& request);
   // Reads the next reply; an error when the stream broke.
   absl::StatusOr<v1::SourceReply> Next();
-  absl::Status Broken(absl::string_view what);
+  // The stream broke (`call_ended`: Read or Write said so) or went wrong: ends it; the error
+  // says whether the source-side worker is lost (SourceSideLost) or refused the session.
+  absl::Status Broken(absl::string_view what, bool call_ended);
   absl::Status ErrorOf(const v1::SourceReply& reply) const;
 
   std::unique_ptr<Stream> stream_;
