@@ -11,6 +11,9 @@
 //      SELECT, COPY into the target hypertable and compress_chunk there, P = 2.
 //   3. Staging 10,000 chunks; the coordinator's lease round trip with 16 idle workers polling.
 //   4. Peak resident memory of a backfill-worker process copying a chunk of about 1 GB.
+//   5. Only when named (--only wan; needs root): the plain table across a slow link between
+//      two network namespaces, psql pipe against our worker next to the target and against a
+//      source-side worker feeding it (bench/wan.cc).
 //
 // Prints one line per figure and a last line with the ratios; writes the results as JSON.
 #include <unistd.h>
@@ -41,6 +44,7 @@
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
 #include "bench/scale.h"
+#include "bench/wan.h"
 #include "ctl/control_client.h"
 #include "proto/credentials.h"
 #include "tests/harness/pg_cluster.h"
@@ -63,11 +67,18 @@ struct Options {
   int idle_workers = 16;
   double memory_gb = 1.0;
   std::string json_path = "bench-results.json";
-  std::string only;  // comma-separated figures to run; empty: all but scale
+  std::string only;  // comma-separated figures to run; empty: all but scale and wan
   ScaleOptions scale;
-  bool Wants(const std::string& figure) const {
-    return only.empty() ||
-           absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", figure, ","));
+  WanOptions wan;
+  // Named in --only.
+  bool Named(const std::string& figure) const {
+    return absl::StrContains(absl::StrCat(",", only, ","), absl::StrCat(",", figure, ","));
+  }
+  bool Wants(const std::string& figure) const { return only.empty() || Named(figure); }
+  // The figures that run on the two loopback clusters.
+  bool WantsLoopbackClusters() const {
+    return Wants("plain") || Wants("compressed") || Wants("stage") ||
+           (Wants("memory") && memory_gb > 0) || Named("scale");
   }
 };
 
@@ -107,14 +118,18 @@ class Bench {
   explicit Bench(Options options) : options_(std::move(options)) {}
 
   void Run() {
-    StartClusters();
+    if (options_.WantsLoopbackClusters()) StartClusters();
     if (options_.Wants("plain")) PlainCopy();
     if (options_.Wants("compressed")) CompressedCopy();
     if (options_.Wants("stage")) StageAndLease();
     if (options_.Wants("memory") && options_.memory_gb > 0) WorkerMemory();
     // Long (a million tasks): only when asked for.
-    if (absl::StrContains(absl::StrCat(",", options_.only, ","), ",scale,")) {
-      ScaleFigures(*source_, *target_, options_.scale, &figures_);
+    if (options_.Named("scale")) ScaleFigures(*source_, *target_, options_.scale, &figures_);
+    // Needs root and namespaces, clusters of its own: only when asked for.
+    if (options_.Named("wan")) {
+      source_.reset();
+      target_.reset();
+      WanFigures(options_.wan, &figures_);
     }
     std::cout << "ratios: " << absl::StrJoin(figures_.ratios, ", ") << std::endl;
     std::ofstream json(options_.json_path);
@@ -575,7 +590,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", options.json_path, "where to write the results")->capture_default_str();
   app.add_option("--only", options.only,
                  "run only these figures, comma-separated: plain, compressed, stage, memory, "
-                 "scale (scale runs only when named)");
+                 "scale, wan (scale and wan run only when named)");
   app.add_option("--scale-tasks", options.scale.tasks, "task counts of the scale figures")
       ->capture_default_str();
   app.add_option("--scale-workers", options.scale.workers, "workers in the scale figures")
@@ -589,7 +604,24 @@ int main(int argc, char** argv) {
   app.add_option("--scale-stage-large", options.scale.stage_large,
                  "real chunks staged for the large staging figure")
       ->capture_default_str();
+  app.add_option("--wan-rows", options.wan.rows,
+                 "rows of the wan figure's table (over --chunks daily chunks)")
+      ->capture_default_str();
+  app.add_option("--wan-parallel", options.wan.parallel,
+                 "wan: chunks at a time (psql pipes; workers next to the target)")
+      ->capture_default_str();
+  app.add_option("--wan-rate", options.wan.rate, "each wan host's egress rate (tc tbf)")
+      ->capture_default_str();
+  app.add_option("--wan-delay-ms", options.wan.delay_ms,
+                 "delay each way across the wan link (backfill_delay_line)")
+      ->capture_default_str();
+  options.wan.results_prefix = BACKFILL_BENCH_DIR "/wan-results";
+  app.add_option("--wan-results", options.wan.results_prefix,
+                 "the wan figure also writes PREFIX.json and PREFIX.txt (\"\": neither)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  options.wan.chunks = options.chunks;
+  options.wan.rounds = options.rounds;
   try {
     backfill::bench::Bench(options).Run();
   } catch (const backfill::bench::BenchFailure& e) {

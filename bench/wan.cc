@@ -23,6 +23,8 @@
 //      target-side worker reaches through the other delay line (its --advertise); the
 //      target-side worker's own way to the source leads nowhere, so that every chunk is read
 //      through the source-side worker or the run fails.
+// With --wan-parallel P, P pipes at a time and P workers next to the target (still one
+// source-side worker).
 // After each run the target must hold the source's rows (count and digest), else the bench
 // fails. Reported per run: seconds, MB/s of binary COPY data (MB = 10^6 bytes, the size of
 // `COPY chunk TO STDOUT (FORMAT binary)`) and the CPU seconds of each process; then medians of
@@ -33,6 +35,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -40,11 +44,14 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -118,18 +125,23 @@ double ClusterCpuSeconds(const PgCluster& cluster) {
   return total;
 }
 
-// The machine's busy and total CPU time since boot (/proc/stat, in ticks).
-std::pair<double, double> MachineCpu() {
+// The machine's CPU time since boot (/proc/stat, in ticks): busy, softirq (busy too) and total.
+struct MachineTicks {
+  double busy = 0, softirq = 0, total = 0;
+};
+MachineTicks MachineCpu() {
   std::ifstream in("/proc/stat");
   std::string label;
   in >> label;
   double v[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // user nice system idle iowait irq softirq steal
-  double total = 0;
+  MachineTicks t;
   for (double& x : v) {
     in >> x;
-    total += x;
+    t.total += x;
   }
-  return {total - v[3] - v[4], total};
+  t.busy = t.total - v[3] - v[4];
+  t.softirq = v[6];
+  return t;
 }
 
 // What this process's waited-for children (psql pipes, backfillctl) have used.
@@ -174,9 +186,8 @@ int64_t CountOf(const std::string& text, const std::string& needle) {
 }
 
 std::string JoinRatios(const std::vector<double>& values) {
-  return absl::StrJoin(values, " ", [](std::string* out, double v) {
-    absl::StrAppendFormat(out, "%.2f", v);
-  });
+  return absl::StrJoin(values, " ",
+                       [](std::string* out, double v) { absl::StrAppendFormat(out, "%.2f", v); });
 }
 
 // One timed run of one way.
@@ -184,6 +195,7 @@ struct RunResult {
   double seconds = 0;
   std::vector<std::pair<std::string, double>> cpu;  // CPU seconds by process, in order
   double busy_cores = 0;                            // the machine's, averaged over the run
+  double rest_cores = 0;                            // of which not ours
   int64_t link_bytes = 0;                           // split: what crossed the link (zstd)
   int64_t link_raw_bytes = 0;                       // split: the COPY data it carried
 };
@@ -259,8 +271,8 @@ class WanBench {
   ProcessResult RunOn(const std::string& host, const std::vector<std::string>& argv) {
     ProcessResult r = RunProcess(On(host, argv), Env(), 3600);
     if (r.exit_code != 0) {
-      Die(absl::StrCat("`", absl::StrJoin(argv, " "), "` on ", host, " exited with ",
-                       r.exit_code, "\n", r.out, r.err));
+      Die(absl::StrCat("`", absl::StrJoin(argv, " "), "` on ", host, " exited with ", r.exit_code,
+                       "\n", r.out, r.err));
     }
     return r;
   }
@@ -293,6 +305,9 @@ class WanBench {
       if (!(*cluster)->has_timescaledb()) Die("TimescaleDB is not installed for PostgreSQL 15");
       *slot = *std::move(cluster);
     }
+    timescaledb_ = Value(*source_, "postgres",
+                         "SELECT default_version FROM pg_available_extensions WHERE name = "
+                         "'timescaledb'");
     Say(absl::StrFormat(
         "wan machine: %d cores; PostgreSQL 15, TimescaleDB %s; two hosts (network namespaces "
         "src and dst on a bridge), each one's egress limited by tc tbf rate %s (burst 32kbit, "
@@ -300,10 +315,8 @@ class WanBench {
         "in front of the source's PostgreSQL and of the source-side worker: this kernel has no "
         "netem. The delay line relays at once and holds the bytes (up to 8 MiB a direction), so "
         "a stream's TCP window does not see the round trip; requests and answers do",
-        std::thread::hardware_concurrency(), options_.rate,
-        Value(*source_, "postgres",
-              "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"),
-        options_.rate, options_.delay_ms, 2 * options_.delay_ms));
+        std::thread::hardware_concurrency(), timescaledb_, options_.rate, options_.delay_ms,
+        2 * options_.delay_ms));
   }
 
   void StartDelayLines() {
@@ -366,8 +379,8 @@ class WanBench {
     }
     source_digest_ = Digest(*source_);
     const int64_t size = IntValue(
-        *source_, kDb, absl::StrCat("SELECT sum(total_bytes) FROM hypertable_detailed_size('",
-                                    kTable, "')"));
+        *source_, kDb,
+        absl::StrCat("SELECT sum(total_bytes) FROM hypertable_detailed_size('", kTable, "')"));
     Say(absl::StrFormat(
         "wan hypertable: %d rows in %d chunks, %.0f MiB with its indexes (time; device, time), "
         "%.1f MB of binary COPY data (built in %.0fs)",
@@ -396,17 +409,17 @@ class WanBench {
 
   void Verify(Way way) {
     const std::string target = Digest(*target_);
-    if (target != source_digest_ ||
-        !absl::StartsWith(target, absl::StrCat(options_.rows, "|"))) {
+    if (target != source_digest_ || !absl::StartsWith(target, absl::StrCat(options_.rows, "|"))) {
       Die(absl::StrCat("wan ", kWayNames[way], ": the target's rows differ from the source's ",
-                       "(count|digest: target ", target, ", source ", source_digest_,
-                       ", expected ", options_.rows, " rows)"));
+                       "(count|digest: target ", target, ", source ", source_digest_, ", expected ",
+                       options_.rows, " rows)"));
     }
   }
 
-  // CPU seconds so far of what runs during `way`, by name.
-  std::vector<std::pair<std::string, double>> CpuNow(const std::vector<BackgroundProcess*>& procs,
-                                                     const std::vector<std::string>& names) {
+  // CPU seconds so far of the clusters, the delay lines, `procs` (each group named, its
+  // processes summed) and our children.
+  using ProcessGroups = std::vector<std::pair<std::string, std::vector<BackgroundProcess*>>>;
+  std::vector<std::pair<std::string, double>> CpuNow(const ProcessGroups& procs) {
     std::vector<std::pair<std::string, double>> cpu = {
         {"source postgres", ClusterCpuSeconds(*source_)},
         {"target postgres", ClusterCpuSeconds(*target_)},
@@ -414,113 +427,161 @@ class WanBench {
     double delay = 0;
     for (auto& p : delay_lines_) delay += ProcessCpuSeconds(p->pid(), false);
     cpu.emplace_back("delay lines", delay);
-    for (size_t i = 0; i < procs.size(); ++i) {
-      cpu.emplace_back(names[i], ProcessCpuSeconds(procs[i]->pid(), false));
+    for (const auto& [name, group] : procs) {
+      double sum = 0;
+      for (BackgroundProcess* p : group) sum += ProcessCpuSeconds(p->pid(), false);
+      cpu.emplace_back(name, sum);
     }
     cpu.emplace_back("psql/backfillctl", ChildrenCpuSeconds());
     return cpu;
   }
 
-  // Times `copy` with `procs` (named `names`) running, and what they all spent meanwhile.
+  // Times `copy` with `procs` running, and what they all spent meanwhile.
   template <typename Copy>
-  RunResult Timed(const std::vector<BackgroundProcess*>& procs,
-                  const std::vector<std::string>& names, Copy copy) {
-    const auto cpu_before = CpuNow(procs, names);
+  RunResult Timed(const ProcessGroups& procs, Copy copy) {
+    const auto cpu_before = CpuNow(procs);
     const auto machine_before = MachineCpu();
     const absl::Time start = absl::Now();
     copy();
     RunResult result;
     result.seconds = Seconds(start);
     const auto machine_after = MachineCpu();
-    const auto cpu_after = CpuNow(procs, names);
+    const auto cpu_after = CpuNow(procs);
     for (size_t i = 0; i < cpu_after.size(); ++i) {
       result.cpu.emplace_back(cpu_after[i].first, cpu_after[i].second - cpu_before[i].second);
     }
-    const double total = machine_after.second - machine_before.second;
+    const double total = machine_after.total - machine_before.total;
+    const double cores = std::thread::hardware_concurrency();
     if (total > 0) {
-      result.busy_cores = (machine_after.first - machine_before.first) / total *
-                          std::thread::hardware_concurrency();
+      result.busy_cores = (machine_after.busy - machine_before.busy) / total * cores;
+      // The rest of the machine's busy time: other processes, and kernel work charged to none
+      // (softirq on an idle CPU). Softirq time is shown on its own, but with tick accounting
+      // (no CONFIG_IRQ_TIME_ACCOUNTING) a tick in softirq is also charged to the process it
+      // interrupted: it overlaps the others.
+      double ours = 0;
+      for (const auto& [name, seconds] : result.cpu) ours += seconds;
+      const double softirq =
+          (machine_after.softirq - machine_before.softirq) / total * cores * result.seconds;
+      result.rest_cores = std::max(0.0, result.busy_cores * result.seconds - ours) / result.seconds;
+      result.cpu.emplace_back("the rest of the machine", result.rest_cores * result.seconds);
+      result.cpu.emplace_back("(softirq, overlapping)", softirq);
     }
     return result;
   }
 
+  // Per chunk, a psql pipe; --wan-parallel of them at a time.
   RunResult RunPipe() {
-    return Timed({}, {}, [&] {
-      for (const auto& [source_chunk, target_chunk] : tasks_) {
-        RunOn("dst",
-              {"bash", "-c",
-               absl::StrCat(
-                   "set -o pipefail; ",
-                   Psql(DelayedSourceDsn(),
-                        absl::StrCat("COPY ", source_chunk, " TO STDOUT (FORMAT binary)")),
-                   " | ",
-                   Psql(target_->Dsn(kDb),
-                        absl::StrCat("COPY ", target_chunk, " FROM STDIN (FORMAT binary)")))});
+    return Timed({}, [&] {
+      std::atomic<size_t> next{0};
+      std::mutex mu;
+      std::string failure;
+      std::vector<std::thread> threads;
+      for (int i = 0; i < options_.parallel; ++i) {
+        threads.emplace_back([&] {
+          for (size_t j; (j = next++) < tasks_.size();) {
+            const auto& [source_chunk, target_chunk] = tasks_[j];
+            try {
+              RunOn("dst",
+                    {"bash", "-c",
+                     absl::StrCat(
+                         "set -o pipefail; ",
+                         Psql(DelayedSourceDsn(),
+                              absl::StrCat("COPY ", source_chunk, " TO STDOUT (FORMAT binary)")),
+                         " | ",
+                         Psql(target_->Dsn(kDb), absl::StrCat("COPY ", target_chunk,
+                                                              " FROM STDIN (FORMAT binary)")))});
+            } catch (const BenchFailure& e) {
+              std::lock_guard<std::mutex> lock(mu);
+              failure = e.what();
+              next = tasks_.size();
+            }
+          }
+        });
       }
+      for (std::thread& t : threads) t.join();
+      if (!failure.empty()) Die(failure);
     });
   }
 
-  // `backfillctl copy` through a fresh coordinator and worker(s) in dst, and with `split` a
-  // source-side worker in src.
+  // `backfillctl copy` through a fresh coordinator and --wan-parallel workers in dst, and with
+  // `split` a source-side worker in src.
   RunResult RunOurs(bool split, const std::string& prefix) {
     const std::string coordinator_address = At("dst", kCoordinatorPort);
     std::unique_ptr<BackgroundProcess> coordinator =
         Start("dst", prefix + "coordinator",
               {Bin("backfill-coordinator"), "--listen", coordinator_address}, "listening on port");
     std::unique_ptr<BackgroundProcess> source_side;
-    std::vector<std::string> worker = {Bin("backfill-worker"), "--coordinator",
-                                       coordinator_address, "-v"};
     if (split) {
-      source_side = Start(
-          "src", prefix + "source-side",
-          {Bin("backfill-worker"), "--source-side", "--listen", At("src", kSourceSidePort),
-           "--advertise", At("dst", kDelayToSourceSide), "--coordinator", coordinator_address,
-           "--name", "s1", "--source", source_->Dsn(kDb)},
-          "registered; target-side workers");
-      for (const char* a : {"--name", "t1", "--source", kNowhere}) worker.push_back(a);
-    } else {
-      for (const char* a : {"--name", "w1"}) worker.push_back(a);
+      source_side =
+          Start("src", prefix + "source-side",
+                {Bin("backfill-worker"), "--source-side", "--listen", At("src", kSourceSidePort),
+                 "--advertise", At("dst", kDelayToSourceSide), "--coordinator", coordinator_address,
+                 "--name", "s1", "--source", source_->Dsn(kDb)},
+                "registered; target-side workers");
     }
-    std::unique_ptr<BackgroundProcess> target_side =
-        Start("dst", prefix + (split ? "target-side" : "worker"), worker, "registered");
-
-    std::vector<BackgroundProcess*> procs = {coordinator.get(), target_side.get()};
-    std::vector<std::string> names = {"coordinator",
-                                      split ? "target-side worker" : "worker next to the target"};
-    if (split) {
-      procs.push_back(source_side.get());
-      names.push_back("source-side worker");
+    std::vector<std::unique_ptr<BackgroundProcess>> workers;
+    for (int i = 1; i <= options_.parallel; ++i) {
+      std::vector<std::string> argv = {Bin("backfill-worker"),
+                                       "--coordinator",
+                                       coordinator_address,
+                                       "-v",
+                                       "--name",
+                                       absl::StrCat(split ? "t" : "w", i)};
+      if (split) {
+        argv.push_back("--source");
+        argv.push_back(kNowhere);
+      }
+      workers.push_back(Start("dst", absl::StrCat(prefix, split ? "target-side" : "worker", i),
+                              argv, "registered"));
     }
-    RunResult result = Timed(procs, names, [&] {
-      const std::vector<std::string> argv = {
-          Bin("backfillctl"), "copy",   "-q", "--coordinator", coordinator_address, "--source",
-          DelayedSourceDsn(), "--target", target_->Dsn(kDb)};
+    ProcessGroups procs = {{"coordinator", {coordinator.get()}},
+                           {split ? "target-side worker" : "worker next to the target", {}}};
+    for (auto& w : workers) procs.back().second.push_back(w.get());
+    if (split) procs.push_back({"source-side worker", {source_side.get()}});
+    auto logs = [&] {
+      std::string text =
+          absl::StrCat("\ncoordinator:\n", testing::ReadFile(coordinator->log_path()));
+      for (auto& w : workers) {
+        absl::StrAppend(&text, "\n", w->log_path(), ":\n", testing::ReadFile(w->log_path()));
+      }
+      if (split) {
+        absl::StrAppend(&text, "\nsource-side worker:\n",
+                        testing::ReadFile(source_side->log_path()));
+      }
+      return text;
+    };
+    RunResult result = Timed(procs, [&] {
+      const std::vector<std::string> argv = {Bin("backfillctl"),
+                                             "copy",
+                                             "-q",
+                                             "--coordinator",
+                                             coordinator_address,
+                                             "--source",
+                                             DelayedSourceDsn(),
+                                             "--target",
+                                             target_->Dsn(kDb)};
       ProcessResult r = RunProcess(On("dst", argv), Env(), 3600);
       if (r.exit_code != 0) {
         Die(absl::StrCat("`", absl::StrJoin(argv, " "), "` exited with ", r.exit_code, "\n", r.out,
-                         r.err, "\ncoordinator:\n", testing::ReadFile(coordinator->log_path()),
-                         "\nworker:\n", testing::ReadFile(target_side->log_path()),
-                         split ? absl::StrCat("\nsource-side worker:\n",
-                                              testing::ReadFile(source_side->log_path()))
-                               : ""));
+                         r.err, logs()));
       }
     });
-    Stop(target_side.get());
+    for (auto& w : workers) Stop(w.get());
     Stop(source_side.get());
     Stop(coordinator.get());
     // Every chunk read as this way means: through the source-side worker, or not.
     const std::string log = testing::ReadFile(coordinator->log_path());
     const int64_t leased = CountOf(log, "leased chunk ");
     const int64_t through = CountOf(log, "reading through source-side worker ");
-    if (leased != static_cast<int64_t>(tasks_.size()) ||
-        through != (split ? leased : 0)) {
+    if (leased != static_cast<int64_t>(tasks_.size()) || through != (split ? leased : 0)) {
       Die(absl::StrCat("wan ", split ? "split" : "single", ": ", leased, " leases for ",
                        tasks_.size(), " chunks, ", through,
-                       " of them read through a source-side worker:\n", log));
+                       " of them read through a source-side worker:", logs()));
     }
-    if (split) {
-      std::tie(result.link_bytes, result.link_raw_bytes) =
-          LinkBytes(testing::ReadFile(target_side->log_path()));
+    for (auto& w : workers) {
+      const auto [link, raw] = LinkBytes(testing::ReadFile(w->log_path()));
+      result.link_bytes += link;
+      result.link_raw_bytes += raw;
     }
     return result;
   }
@@ -545,20 +606,26 @@ class WanBench {
               absl::StrAppendFormat(out, "%s %.1f", c.first, c.second);
             });
         std::string link;
+        // Another's build or tests on this small machine take cores from the run: flagged.
+        if (r.rest_cores > 0.25) {
+          link =
+              absl::StrFormat(" [DISTURBED: other work took %.2f cores on average]", r.rest_cores);
+        }
         if (way == kSplit) {
           link_bytes = r.link_bytes;
           link_raw_bytes = r.link_raw_bytes;
-          link = absl::StrFormat("; %.1f MB crossed the link for %.1f MB of COPY data (%.1fx)",
-                                 r.link_bytes / 1e6, r.link_raw_bytes / 1e6,
-                                 r.link_bytes > 0 ? static_cast<double>(r.link_raw_bytes) /
-                                                        static_cast<double>(r.link_bytes)
-                                                  : 0.0);
+          link += absl::StrFormat("; %.1f MB crossed the link for %.1f MB of COPY data (%.1fx)",
+                                  r.link_bytes / 1e6, r.link_raw_bytes / 1e6,
+                                  r.link_bytes > 0 ? static_cast<double>(r.link_raw_bytes) /
+                                                         static_cast<double>(r.link_bytes)
+                                                   : 0.0);
         }
         Say(absl::StrFormat(
-            "wan round %d, %s: %.2fs, %d rows (verified), %.2f MB/s of COPY data; CPU seconds: "
-            "%s; the machine busy %.2f of %d cores%s",
-            round + 1, kWayNames[way], r.seconds, options_.rows, copy_bytes_ / 1e6 / r.seconds,
-            cpu, r.busy_cores, std::thread::hardware_concurrency(), link));
+            "wan round %d, %s, P=%d: %.2fs, %d rows (verified), %.2f MB/s of COPY data; CPU "
+            "seconds: %s; the machine busy %.2f of %d cores%s",
+            round + 1, kWayNames[way], options_.parallel, r.seconds, options_.rows,
+            copy_bytes_ / 1e6 / r.seconds, cpu, r.busy_cores, std::thread::hardware_concurrency(),
+            link));
       }
       split_vs_pipe.push_back(seconds[kPipe] / seconds[kSplit]);
       split_vs_single.push_back(seconds[kSingle] / seconds[kSplit]);
@@ -572,14 +639,15 @@ class WanBench {
       return absl::StrFormat("%.2fs (%.0f rows/s, %.2f MB/s)", s, rows / s, copy_bytes_ / 1e6 / s);
     };
     Say(absl::StrFormat(
-        "wan copy across %s with %d ms each way, medians of %d rounds: psql pipe %s, single "
-        "worker next to the target %s, split (source-side worker + target-side worker) %s; "
-        "split/pipe throughput %.2f (rounds: %s), split/single %.2f (rounds: %s), single/pipe "
-        "%.2f (rounds: %s)",
-        options_.rate, options_.delay_ms, options_.rounds, rate(median[kPipe]),
-        rate(median[kSingle]), rate(median[kSplit]), vs_pipe, JoinRatios(split_vs_pipe),
-        vs_single, JoinRatios(split_vs_single), single_pipe, JoinRatios(single_vs_pipe)));
-    const std::string verdict = absl::StrFormat("wan split/pipe %.2f (target >= 3.0)", vs_pipe);
+        "wan copy across %s with %d ms each way, P=%d, medians of %d rounds: psql pipe %s, "
+        "single worker next to the target %s, split (source-side worker + target-side worker) "
+        "%s; split/pipe throughput %.2f (rounds: %s), split/single %.2f (rounds: %s), "
+        "single/pipe %.2f (rounds: %s)",
+        options_.rate, options_.delay_ms, options_.parallel, options_.rounds, rate(median[kPipe]),
+        rate(median[kSingle]), rate(median[kSplit]), vs_pipe, JoinRatios(split_vs_pipe), vs_single,
+        JoinRatios(split_vs_single), single_pipe, JoinRatios(single_vs_pipe)));
+    const std::string verdict =
+        absl::StrFormat("wan P=%d split/pipe %.2f (target >= 3.0)", options_.parallel, vs_pipe);
     Say("wan ratio: " + verdict);
 
     auto add = [&](const std::string& key, double value) {
@@ -599,10 +667,16 @@ class WanBench {
       wan_json_.push_back(entry);
       figures_->json.push_back(entry);
     };
+    add_text("wan_machine",
+             absl::StrFormat("%d cores; PostgreSQL 15, TimescaleDB %s; hosts src and dst are "
+                             "network namespaces on one machine",
+                             std::thread::hardware_concurrency(), timescaledb_));
     add_text("wan_tbf_rate", options_.rate);
+    add_text("wan_tbf", "tc qdisc tbf on each host's egress, burst 32kbit, latency 500ms");
     add("wan_delay_ms_each_way", options_.delay_ms);
     add_text("wan_delay", "backfill_delay_line in dst (userspace proxy; this kernel has no netem)");
     add("wan_rounds", options_.rounds);
+    add("wan_parallel", options_.parallel);
     add("wan_rows", rows);
     add("wan_chunks", static_cast<double>(tasks_.size()));
     add("wan_copy_bytes", static_cast<double>(copy_bytes_));
@@ -641,14 +715,13 @@ class WanBench {
   std::vector<std::pair<std::string, std::string>> tasks_;  // (source chunk, target chunk)
   int64_t copy_bytes_ = 0;
   std::string source_digest_;
+  std::string timescaledb_;  // its default version
   std::vector<std::string> lines_;
   std::vector<std::string> wan_json_;
 };
 
 }  // namespace
 
-void WanFigures(const WanOptions& options, Figures* figures) {
-  WanBench(options, figures).Run();
-}
+void WanFigures(const WanOptions& options, Figures* figures) { WanBench(options, figures).Run(); }
 
 }  // namespace backfill::bench

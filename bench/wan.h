@@ -14,6 +14,8 @@ struct WanOptions {
   int64_t rows = 6'000'000;
   int chunks = 8;
   int rounds = 3;
+  // Chunks at a time: psql pipes, and workers next to the target (one source-side worker).
+  int parallel = 1;
   // Each host's egress (tc tbf) and the delay each way (backfill_delay_line: no netem here).
   std::string rate = "100mbit";
   int delay_ms = 20;
