@@ -1,5 +1,7 @@
 #include "coordinator/source_sides.h"
 
+#include <tuple>
+
 #include <glog/logging.h>
 
 namespace backfill {
@@ -42,8 +44,10 @@ std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id, int64_t epoch) 
     }
     if (IsLive(entry, now) && now >= entry.lost_until) {
       const Entry* chosen = best == nullptr ? nullptr : &workers_.at(*best);
-      if (chosen == nullptr || entry.paired < chosen->paired ||
-          (entry.paired == chosen->paired && entry.last_paired < chosen->last_paired)) {
+      // Fewest pairs, then least recently paired, then the name: the same answer on every
+      // run whatever order the map iterates in.
+      if (chosen == nullptr || std::tie(entry.paired, entry.last_paired, it->first) <
+                                   std::tie(chosen->paired, chosen->last_paired, *best)) {
         best = &it->first;
       }
     }

@@ -39,7 +39,7 @@ TEST(SourceSidesTest, OneALeaseLostRestsATimeoutWhateverItsHeartbeatsSay) {
   SourceSides sides(clock, absl::Seconds(30));
   sides.Register("s1", "a:1");
   sides.Register("s2", "b:2");
-  ASSERT_EQ(PairedWith(sides, 1), "s1@a:1");
+  ASSERT_EQ(PairedWith(sides, 1), "s1@a:1");  // a tie goes to the name
   sides.Unpair(1, 1, /*lost=*/true);
   clock.Advance(absl::Seconds(20));
   EXPECT_TRUE(sides.Heartbeat("s1", "a:1"));
