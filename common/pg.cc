@@ -297,6 +297,20 @@ absl::StatusOr<Result> Connection::ExecPrepared(absl::string_view sql,
   return result;
 }
 
+absl::Status Connection::Parse(absl::string_view sql) {
+  const std::string statement(sql);
+  pg_result* raw = PQprepare(conn_, "", statement.c_str(), 0, nullptr);
+  Result prepared(raw);
+  if (raw == nullptr) return ErrorFromConnection("parse failed");
+  if (PQresultStatus(raw) != PGRES_COMMAND_OK) return ErrorFromResult(raw);
+  return absl::OkStatus();
+}
+
+bool Connection::in_transaction() const {
+  const PGTransactionStatusType status = PQtransactionStatus(conn_);
+  return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
+}
+
 absl::Status Connection::ExecScript(absl::string_view sql) {
   std::string script(sql);
   if (PQsendQuery(conn_, script.c_str()) == 0) return ErrorFromConnection("query failed");

@@ -140,6 +140,12 @@ class Connection : public Queryable {
   absl::StatusOr<CopyStats> CopyFrom(Queryable& source, absl::string_view copy_out_sql,
                                      absl::string_view copy_in_sql, RateLimiter* limiter = nullptr);
 
+  // Parses `sql` as one statement without running it (an unnamed prepared statement): an
+  // error if it is not exactly one statement the server understands.
+  absl::Status Parse(absl::string_view sql);
+  // True inside a transaction block (BEGIN ... not yet ended), failed or not.
+  bool in_transaction() const;
+
   void Cancel() override;
   bool ok() const override;
   const std::string& role() const override { return role_; }

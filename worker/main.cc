@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   int verbosity = 0;
   app.add_option("--coordinator", coordinator, "coordinator address, HOST:PORT")->required();
   app.add_option("--source", options.source_override,
-                 "source connection string, when this host reaches it by another address");
+                 "source connection string, when this host reaches it by another address "
+                 "(required with --source-side: the source it reads)");
   app.add_option("--target", options.target_override,
                  "target connection string, when this host reaches it by another address");
   app.add_option("--name", options.name, "name shown in status and logs (default host:pid)");
@@ -82,6 +83,13 @@ int main(int argc, char** argv) {
       std::cerr << "backfill-worker: --source-side needs --listen HOST:PORT\n";
       return 2;
     }
+    // It reads the source it is told here, never one a caller names: the target-side
+    // workers hold the token, not the source's credentials.
+    if (options.source_override.empty()) {
+      std::cerr << "backfill-worker: --source-side needs --source, the source it reads for the "
+                   "other workers\n";
+      return 2;
+    }
     if (advertise.empty()) advertise = listen;
     const std::string host = advertise.substr(0, advertise.rfind(':'));
     if (host == "0.0.0.0" || host == "[::]" || host.empty()) {
@@ -133,7 +141,7 @@ int main(int argc, char** argv) {
         .name = options.name,
         .listen = listen,
         .advertise = advertise,
-        .source_override = options.source_override,
+        .source = options.source_override,
         .application_name = options.application_name,
     });
   }

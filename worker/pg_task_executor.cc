@@ -93,8 +93,6 @@ absl::Status PgTaskExecutor::ConnectSourceSide(const v1::LeaseTaskResponse& leas
   open.set_task_id(lease.task().task_id());
   open.set_lease_epoch(lease.task().lease_epoch());
   open.set_worker_id(options_.worker_name);
-  // As the coordinator hands it out: --source here says how this host reaches the source.
-  open.set_source(lease.databases().source());
   absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
       options_.source_side->Open(lease.source_side().address(), open, nullptr);
   if (!session.ok()) return session.status();

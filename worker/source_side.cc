@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/pg.h"
 #include "common/signals.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/source_side_server.h"
@@ -33,10 +34,18 @@ int RunSourceSide(const SourceSideRun& run) {
     std::cerr << "backfill-worker: " << credentials.status().message() << "\n";
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<SourceSideServer>> server =
-      SourceSideServer::Start(run.listen, run.token, run.tls,
-                              SourceSideOptions{.source_override = run.source_override,
-                                                .application_name = run.application_name});
+  // The source must answer before anyone is told to read through this worker.
+  {
+    absl::StatusOr<std::unique_ptr<pg::Connection>> probe =
+        pg::Connection::Open(run.source, run.application_name, "source");
+    if (!probe.ok()) {
+      std::cerr << "backfill-worker: " << probe.status().message() << "\n";
+      return 1;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
+      run.listen, run.token, run.tls,
+      SourceSideOptions{.source = run.source, .application_name = run.application_name});
   if (!server.ok()) {
     std::cerr << "backfill-worker: " << server.status().message() << "\n";
     return 1;

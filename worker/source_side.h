@@ -17,7 +17,7 @@ struct SourceSideRun {
   std::string name;
   std::string listen;     // HOST:PORT served
   std::string advertise;  // HOST:PORT the target-side workers dial
-  std::string source_override;
+  std::string source;     // the source's connection string: the only database it reads
   std::string application_name = "backfill-worker";
 };
 

@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "backfill.grpc.pb.h"
 #include "common/block_codec.h"
 #include "common/pg.h"
 #include "proto/authorize.h"
 #include "proto/keepalive.h"
+#include "worker/source_guard.h"
 
 namespace backfill {
 namespace {
@@ -39,6 +41,66 @@ std::vector<pg::Param> Params(const v1::SourceRequest& request) {
   return params;
 }
 
+// Runs `body` in a read-only transaction: the caller's (begun READ ONLY, CheckSourceScript),
+// or one of its own around it, so that nothing the session was told before can make it write.
+absl::Status InReadOnlyTransaction(pg::Connection& conn, absl::FunctionRef<absl::Status()> body) {
+  if (conn.in_transaction()) return body();
+  if (absl::Status s = conn.ExecScript("BEGIN READ ONLY"); !s.ok()) return s;
+  const absl::Status status = body();
+  const absl::Status end = conn.ExecScript(status.ok() ? "COMMIT" : "ROLLBACK");
+  return status.ok() ? end : status;
+}
+
+// One statement; its rows into `reply`.
+absl::Status Query(pg::Connection& conn, const v1::SourceRequest& request, v1::SourceReply* reply) {
+  absl::StatusOr<pg::Result> result = conn.Exec(request.sql(), Params(request));
+  if (!result.ok()) return result.status();
+  for (int c = 0; c < result->columns(); ++c) reply->add_columns(result->ColumnName(c));
+  for (int r = 0; r < result->rows(); ++r) {
+    for (int c = 0; c < result->columns(); ++c) {
+      v1::Cell* cell = reply->add_cells();
+      if (!result->IsNull(r, c)) cell->set_value(result->Get(r, c));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Runs `statement` (a checked COPY ... TO STDOUT) and streams its data in blocks; `*gone`
+// when the caller went away mid-stream (the COPY is ended).
+absl::Status CopyOut(pg::Connection& conn, const std::string& statement,
+                     grpc::ServerReaderWriter<v1::SourceReply, v1::SourceRequest>* stream,
+                     BlockCompressor& compressor, int64_t* raw_total, int64_t* sent_total,
+                     bool* gone) {
+  if (absl::Status s = conn.StartCopyOut(statement); !s.ok()) return s;
+  for (bool more = true; more;) {
+    std::string raw;
+    absl::StatusOr<bool> read = conn.ReadCopyOut(&raw, kBlockBytes);
+    if (!read.ok()) return read.status();
+    more = *read;
+    // A row larger than a block makes a larger read: it goes in block-sized slices (COPY
+    // FROM takes any split of the stream), so no reply exceeds the limits.
+    for (size_t at = 0; at < raw.size(); at += kBlockBytes) {
+      const absl::string_view slice = absl::string_view(raw).substr(at, kBlockBytes);
+      v1::SourceReply block;
+      block.set_raw_bytes(static_cast<int64_t>(slice.size()));
+      std::string* data = block.mutable_data();
+      if (compressor.Compress(slice, data)) {
+        block.set_compressed(true);
+      } else {
+        data->assign(slice.data(), slice.size());
+      }
+      *raw_total += block.raw_bytes();
+      *sent_total += static_cast<int64_t>(data->size());
+      if (!stream->Write(block)) {
+        conn.AbortCopyOut();
+        *gone = true;
+        return absl::CancelledError("the target-side worker went away");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 class SourceServiceImpl final : public v1::SourceService::Service {
  public:
   SourceServiceImpl(std::string token, SourceSideOptions options)
@@ -60,10 +122,8 @@ class SourceServiceImpl final : public v1::SourceService::Service {
     const v1::SourceOpen& open = request.open();
     const std::string what = absl::StrCat("task ", open.task_id(), " (epoch ", open.lease_epoch(),
                                           ") for worker ", open.worker_id());
-    const std::string& conninfo =
-        options_.source_override.empty() ? open.source() : options_.source_override;
     absl::StatusOr<std::unique_ptr<pg::Connection>> conn =
-        pg::Connection::Open(conninfo, options_.application_name, "source");
+        pg::Connection::Open(options_.source, options_.application_name, "source");
     v1::SourceReply reply;
     // Every statement a copy or a verification runs on the source reads; a session that
     // starts read-only keeps a mistake from writing there (a user that can only read the
@@ -90,58 +150,41 @@ class SourceServiceImpl final : public v1::SourceService::Service {
     while (stream->Read(&request)) {
       reply.Clear();
       absl::Status status;
+      bool gone = false;
       switch (request.request_case()) {
         case v1::SourceRequest::kScript:
-          status = (*conn)->ExecScript(request.script());
+          status = CheckSourceScript(request.script());
+          if (status.ok()) status = (*conn)->ExecScript(request.script());
           break;
-        case v1::SourceRequest::kSql: {
-          absl::StatusOr<pg::Result> result = (*conn)->Exec(request.sql(), Params(request));
-          if (!result.ok()) {
-            status = result.status();
-            break;
+        case v1::SourceRequest::kSql:
+          status = CheckSourceQuery(request.sql());
+          if (status.ok()) {
+            status = InReadOnlyTransaction(**conn, [&] { return Query(**conn, request, &reply); });
           }
-          for (int c = 0; c < result->columns(); ++c) reply.add_columns(result->ColumnName(c));
-          for (int r = 0; r < result->rows(); ++r) {
-            for (int c = 0; c < result->columns(); ++c) {
-              v1::Cell* cell = reply.add_cells();
-              if (!result->IsNull(r, c)) cell->set_value(result->Get(r, c));
-            }
+          break;
+        case v1::SourceRequest::kCopyOut: {
+          absl::StatusOr<SourceCopy> copy = CheckSourceCopy(request.copy_out());
+          status = copy.status();
+          if (status.ok()) {
+            status = InReadOnlyTransaction(**conn, [&] {
+              // COPY (query): the query alone must be one statement, or it could end the
+              // parenthesis and add a destination of its own.
+              if (!copy->query.empty()) {
+                if (absl::Status parsed = (*conn)->Parse(copy->query); !parsed.ok()) return parsed;
+              }
+              return CopyOut(**conn, copy->statement, stream, compressor, &raw_total, &sent_total,
+                             &gone);
+            });
           }
           break;
         }
-        case v1::SourceRequest::kCopyOut:
-          status = (*conn)->StartCopyOut(request.copy_out());
-          for (bool more = status.ok(); more;) {
-            std::string raw;
-            absl::StatusOr<bool> read = (*conn)->ReadCopyOut(&raw, kBlockBytes);
-            if (!read.ok()) {
-              status = read.status();
-              break;
-            }
-            more = *read;
-            // A row larger than a block makes a larger read: it goes in block-sized slices
-            // (COPY FROM takes any split of the stream), so no reply exceeds the limits.
-            for (size_t at = 0; at < raw.size(); at += kBlockBytes) {
-              const absl::string_view slice = absl::string_view(raw).substr(at, kBlockBytes);
-              v1::SourceReply block;
-              block.set_raw_bytes(static_cast<int64_t>(slice.size()));
-              std::string* data = block.mutable_data();
-              if (compressor.Compress(slice, data)) {
-                block.set_compressed(true);
-              } else {
-                data->assign(slice.data(), slice.size());
-              }
-              raw_total += block.raw_bytes();
-              sent_total += static_cast<int64_t>(data->size());
-              if (!stream->Write(block)) {
-                (*conn)->AbortCopyOut();
-                return grpc::Status::CANCELLED;  // the target-side worker went away
-              }
-            }
-          }
-          break;
         default:
           return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown request");
+      }
+      if (gone) return grpc::Status::CANCELLED;  // the target-side worker went away
+      if (!status.ok() && status.code() == absl::StatusCode::kInvalidArgument &&
+          !pg::SqlState(status).has_value()) {
+        LOG(WARNING) << what << ": refused: " << status.message();
       }
       if (status.ok()) {
         reply.set_done(true);

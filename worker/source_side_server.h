@@ -16,9 +16,9 @@
 namespace backfill {
 
 struct SourceSideOptions {
-  // When set, the source sessions use this connection string rather than the one the
-  // target-side worker passes on from the coordinator.
-  std::string source_override;
+  // The source's connection string (the worker's --source): the only database its sessions
+  // read. Target-side workers never send one; the source's password stays on this side.
+  std::string source;
   std::string application_name = "backfill-worker";
   int compression_level = 1;  // zstd
 };

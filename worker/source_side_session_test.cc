@@ -13,12 +13,11 @@
 namespace backfill {
 namespace {
 
-v1::SourceOpen OpenOf(const std::string& source) {
+v1::SourceOpen Open() {
   v1::SourceOpen open;
   open.set_task_id(1);
   open.set_lease_epoch(1);
   open.set_worker_id("t1");
-  open.set_source(source);
   return open;
 }
 
@@ -26,7 +25,9 @@ class SourceSideSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<SourceSideServer>> server =
-        SourceSideServer::Start("127.0.0.1:0", "right-token", TlsFiles{}, SourceSideOptions{});
+        SourceSideServer::Start("127.0.0.1:0", "right-token", TlsFiles{},
+                                SourceSideOptions{.source = "host=127.0.0.1 port=1 dbname=x "
+                                                            "connect_timeout=2"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     address_ = absl::StrCat("127.0.0.1:", server_->port());
@@ -43,7 +44,7 @@ class SourceSideSessionTest : public ::testing::Test {
 TEST_F(SourceSideSessionTest, AnotherTokenIsRefusedForGoodAndIsNoLoss) {
   SourceSideConnector connector = Connector("wrong-token");
   absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
-      connector.Open(address_, OpenOf("host=127.0.0.1 port=1 dbname=x"), nullptr);
+      connector.Open(address_, Open(), nullptr);
   ASSERT_FALSE(session.ok());
   EXPECT_TRUE(absl::StrContains(session.status().message(), "refused the session"))
       << session.status();
@@ -55,7 +56,7 @@ TEST_F(SourceSideSessionTest, AnotherTokenIsRefusedForGoodAndIsNoLoss) {
 TEST_F(SourceSideSessionTest, ASourceItCannotReachIsTheSourcesErrorNotALoss) {
   SourceSideConnector connector = Connector("right-token");
   absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
-      connector.Open(address_, OpenOf("host=127.0.0.1 port=1 dbname=x connect_timeout=2"), nullptr);
+      connector.Open(address_, Open(), nullptr);
   ASSERT_FALSE(session.ok());
   EXPECT_TRUE(absl::StrContains(session.status().message(), "cannot connect to source database"))
       << session.status();
@@ -69,7 +70,7 @@ TEST_F(SourceSideSessionTest, NoWorkerAtTheAddressIsALoss) {
   const std::string address = address_;
   server_->Shutdown();
   absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
-      connector.Open(address, OpenOf("host=127.0.0.1 port=1 dbname=x"), nullptr);
+      connector.Open(address, Open(), nullptr);
   ASSERT_FALSE(session.ok());
   EXPECT_TRUE(absl::StrContains(session.status().message(), "source-side worker at " + address))
       << session.status();

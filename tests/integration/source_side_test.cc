@@ -4,6 +4,7 @@
 // processes; tests/integration/wan_test.cc runs them across a slow link between namespaces.
 #include <signal.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/pg.h"
+#include "proto/credentials.h"
 #include "tests/integration/fixture.h"
+#include "worker/source_side_server.h"
+#include "worker/source_side_session.h"
 
 namespace backfill::testing {
 namespace {
@@ -62,7 +67,8 @@ class SourceSideTest : public BackfillTest {
     const std::string listen = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
     auto worker = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{BinPath("backfill-worker"), "--source-side", "--listen", listen,
-                                 "--coordinator", coordinator, "--name", name, "-v"},
+                                 "--coordinator", coordinator, "--name", name, "--source",
+                                 SourceDsn(), "-v"},
         Log(name), Env());
     EXPECT_TRUE(WaitFor([&] {
       return absl::StrContains(ReadFile(worker->log_path()), "registered; target-side workers");
@@ -158,6 +164,106 @@ TEST_F(SourceSideTest, CopiesAndVerifiesEveryChunkThroughASourceSideWorkerExactl
   EXPECT_EQ(coordinator->Wait(), 0);
 }
 
+// The workers that dial a source-side worker hold the token, not the source's credentials:
+// through it they read as a copy does, and cannot write, change the session's read-only
+// mode or have the source write a file, whatever they send. The source user here is a
+// superuser, so only the source-side worker stands in the way.
+TEST_F(SourceSideTest, ThroughASourceSideWorkerTheOtherWorkersReadAndNothingMore) {
+  ExecSource("CREATE TABLE public.guard (v int); INSERT INTO public.guard VALUES (1), (2)");
+  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
+      "127.0.0.1:0", kToken, TlsFiles{}, SourceSideOptions{.source = SourceDsn()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> plain = ClientCredentials(TlsFiles{});
+  ASSERT_TRUE(plain.ok());
+  SourceSideConnector connector(kToken, *plain);
+  v1::SourceOpen open;
+  open.set_task_id(1);
+  open.set_lease_epoch(1);
+  open.set_worker_id("t1");
+  absl::StatusOr<std::unique_ptr<SourceSideSession>> opened =
+      connector.Open(absl::StrCat("127.0.0.1:", (*server)->port()), open, nullptr);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  pg::Queryable& session = **opened;
+  const auto refused = [](const absl::Status& status) {
+    return status.code() == absl::StatusCode::kInvalidArgument &&
+           absl::StrContains(status.message(), "the source-side worker runs no");
+  };
+  const auto copy_out = [&session](const std::string& sql) -> absl::StatusOr<std::string> {
+    if (absl::Status s = session.StartCopyOut(sql); !s.ok()) return s;
+    std::string data;
+    for (;;) {
+      absl::StatusOr<bool> more = session.ReadCopyOut(&data, 1 << 16);
+      if (!more.ok()) return more.status();
+      if (!*more) return data;
+    }
+  };
+
+  // What a copy does works: a snapshot, queries with parameters, both forms of COPY.
+  ASSERT_TRUE(session.ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ok());
+  absl::StatusOr<pg::Result> count =
+      session.Exec("SELECT count(*) FROM public.guard WHERE v >= $1", {"1"});
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->Get(0, 0), "2");
+  absl::StatusOr<std::string> table = copy_out("COPY public.guard (v) TO STDOUT (FORMAT text)");
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(*table, "1\n2\n");
+  absl::StatusOr<std::string> query =
+      copy_out("COPY (SELECT v FROM public.guard WHERE v > 1) TO STDOUT (FORMAT text)");
+  ASSERT_TRUE(query.ok()) << query.status();
+  EXPECT_EQ(*query, "2\n");
+  // Refused before the source sees it: the transaction goes on.
+  EXPECT_TRUE(refused(session.Exec("SET TRANSACTION READ WRITE").status()));
+  EXPECT_TRUE(refused(session.Exec("INSERT INTO public.guard VALUES (3)").status()));
+  EXPECT_TRUE(refused(session.ExecScript("COMMIT; INSERT INTO public.guard VALUES (3)")));
+  ASSERT_TRUE(session.ExecScript("COMMIT").ok());
+
+  // A fresh read-only transaction cannot be made read-write by a query either.
+  ASSERT_TRUE(session.ExecScript("BEGIN READ ONLY").ok());
+  absl::Status flip =
+      session.Exec("SELECT set_config('transaction_read_only', 'off', true)").status();
+  EXPECT_FALSE(flip.ok());
+  EXPECT_TRUE(pg::SqlState(flip).has_value()) << flip;  // the source said no
+  ASSERT_TRUE(session.ExecScript("ROLLBACK").ok());
+  EXPECT_TRUE(refused(session.ExecScript("BEGIN")));
+  EXPECT_TRUE(refused(session.ExecScript("BEGIN READ WRITE")));
+
+  // Outside a transaction each statement gets a read-only one of its own, whatever the
+  // session's default was set to.
+  ASSERT_TRUE(
+      session.Exec("SELECT set_config('default_transaction_read_only', 'off', false)").ok());
+  absl::Status write =
+      session.Exec("WITH w AS (INSERT INTO public.guard VALUES (3) RETURNING v) SELECT * FROM w")
+          .status();
+  EXPECT_EQ(pg::SqlState(write), "25006") << write;  // read_only_sql_transaction
+  absl::Status copy_write =
+      copy_out(
+          "COPY (WITH w AS (DELETE FROM public.guard RETURNING v) SELECT v FROM w) TO STDOUT "
+          "(FORMAT text)")
+          .status();
+  EXPECT_EQ(pg::SqlState(copy_write), "25006") << copy_write;
+
+  // A COPY that would write a file: one whose query closes the parenthesis early, one that
+  // names a file, one that reads a program.
+  const std::string file = absl::StrCat(source_->dir(), "/guard-", db_, ".out");
+  absl::Status early = copy_out(absl::StrCat("COPY (SELECT v FROM public.guard) TO '", file,
+                                             "' (FORMAT text) -- ) TO STDOUT (FORMAT text)"))
+                           .status();
+  EXPECT_FALSE(early.ok());
+  EXPECT_TRUE(pg::SqlState(early).has_value()) << early;  // the query alone does not parse
+  EXPECT_TRUE(refused(copy_out(absl::StrCat("COPY public.guard (v) TO '", file, "'")).status()));
+  EXPECT_TRUE(
+      refused(copy_out("COPY public.guard (v) FROM PROGRAM 'true' (FORMAT text)").status()));
+  EXPECT_FALSE(std::filesystem::exists(file)) << file;
+
+  // The session still reads, and nothing on the source changed.
+  absl::StatusOr<pg::Result> after = session.Exec(
+      "SELECT string_agg(v::text, ',' ORDER BY v) "
+      "FROM public.guard");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->Get(0, 0), "1,2");
+  EXPECT_EQ(SourceValue("SELECT string_agg(v::text, ',' ORDER BY v) FROM public.guard"), "1,2");
+}
+
 TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired) {
   CreateSource();
   const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
@@ -165,7 +271,7 @@ TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired)
   // A source-side worker with another token: target-side workers are refused by it.
   const std::string listen = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
   BackgroundProcess impostor({BinPath("backfill-worker"), "--source-side", "--listen", listen,
-                              "--coordinator", address, "--name", "wrong"},
+                              "--coordinator", address, "--name", "wrong", "--source", SourceDsn()},
                              Log("wrong"), {{"BACKFILL_TOKEN", "another-token"}});
   // It cannot register either: the coordinator refuses it too.
   ASSERT_TRUE(WaitFor([&] {
