@@ -45,6 +45,41 @@ TEST(CliTest, MissingRequiredFlagIsAUsageError) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
+// A source-side worker's mistakes: each one clear line, before anything listens.
+TEST(CliTest, ASourceSideWorkerNeedsItsOwnSourceAnAddressAndOffLoopbackAToken) {
+  const std::vector<std::string> base = {BinPath("backfill-worker"), "--coordinator", "127.0.0.1:1",
+                                         "--source-side"};
+  const auto run = [&base](std::vector<std::string> more) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), more.begin(), more.end());
+    return RunProcess(args, {{"BACKFILL_TOKEN", ""}});
+  };
+  const std::string source = "host=127.0.0.1 port=1 dbname=d";
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--source", source}, "--source-side needs --listen"},
+           {{"--listen", "127.0.0.1:7434"}, "--source-side needs --source"},
+           {{"--listen", "0.0.0.0:7434", "--source", source}, "give --advertise HOST:PORT"},
+           {{"--listen", "0.0.0.0:7434", "--advertise", "relay:7434", "--source", source},
+            "without a bearer token"},
+       }) {
+    ProcessResult r = run(c.args);
+    ExpectNoCrash(r);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(absl::StrContains(FirstErrorLine(r), c.says)) << r.err;
+  }
+  // All given, but its source does not answer: it says so and never registers.
+  ProcessResult r = run(
+      {"--listen", "127.0.0.1:0", "--source", "host=127.0.0.1 port=1 dbname=d password=sekrit"});
+  ExpectNoCrash(r);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(absl::StrContains(FirstErrorLine(r), "cannot connect to source database")) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err + r.out, "sekrit"));
+}
+
 TEST(CliTest, VersionNamesTheSupportedTimescaleRange) {
   ProcessResult r = RunProcess({BinPath("backfillctl"), "--version"});
   EXPECT_EQ(r.exit_code, 0);

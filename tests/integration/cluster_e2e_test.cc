@@ -162,44 +162,6 @@ TEST_F(ClusterTest, EveryCallNeedsTheBearerTokenAndRefusalsNeverLogIt) {
   EXPECT_FALSE(absl::StrContains(log, "guess-w0rd")) << log;
 }
 
-// A CA, and certificates it signed for the coordinator (127.0.0.1) and for a client.
-void MakeCertificates(const std::string& dir) {
-  auto run = [](const std::vector<std::string>& argv) {
-    ProcessResult r = RunProcess(argv, {}, 60);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  };
-  { std::ofstream(dir + "/server.ext") << "subjectAltName=IP:127.0.0.1\n"; }
-  for (const char* ca : {"ca", "other-ca"}) {
-    run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-         absl::StrCat(dir, "/", ca, ".key"), "-out", absl::StrCat(dir, "/", ca, ".pem"), "-days",
-         "2", "-subj", absl::StrCat("/CN=backfill-test-", ca)});
-  }
-  for (const char* who : {"server", "client"}) {
-    run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
-         absl::StrCat(dir, "/", who, ".key"), "-out", absl::StrCat(dir, "/", who, ".csr"), "-subj",
-         absl::StrCat("/CN=", who == std::string("server") ? "127.0.0.1" : "client")});
-    std::vector<std::string> sign = {"openssl",
-                                     "x509",
-                                     "-req",
-                                     "-in",
-                                     absl::StrCat(dir, "/", who, ".csr"),
-                                     "-CA",
-                                     dir + "/ca.pem",
-                                     "-CAkey",
-                                     dir + "/ca.key",
-                                     "-CAcreateserial",
-                                     "-out",
-                                     absl::StrCat(dir, "/", who, ".pem"),
-                                     "-days",
-                                     "2"};
-    if (who == std::string("server")) {
-      sign.push_back("-extfile");
-      sign.push_back(dir + "/server.ext");
-    }
-    run(sign);
-  }
-}
-
 TEST_F(ClusterTest, MutualTlsBetweenEveryProgramAndRefusalsWithoutIt) {
   CreateMetrics(2);
   const std::string certs = absl::StrCat(source_->dir(), "/certs-", db_);

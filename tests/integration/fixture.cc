@@ -215,4 +215,41 @@ void BackfillTest::CreateMetrics(int days) {
       days, " days' - interval '1 minute', interval '1 minute') WITH ORDINALITY AS g(t, i)"));
 }
 
+void MakeCertificates(const std::string& dir) {
+  auto run = [](const std::vector<std::string>& argv) {
+    ProcessResult r = RunProcess(argv, {}, 60);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  { std::ofstream(dir + "/server.ext") << "subjectAltName=IP:127.0.0.1\n"; }
+  for (const char* ca : {"ca", "other-ca"}) {
+    run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         absl::StrCat(dir, "/", ca, ".key"), "-out", absl::StrCat(dir, "/", ca, ".pem"), "-days",
+         "2", "-subj", absl::StrCat("/CN=backfill-test-", ca)});
+  }
+  for (const char* who : {"server", "client"}) {
+    run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         absl::StrCat(dir, "/", who, ".key"), "-out", absl::StrCat(dir, "/", who, ".csr"), "-subj",
+         absl::StrCat("/CN=", who == std::string("server") ? "127.0.0.1" : "client")});
+    std::vector<std::string> sign = {"openssl",
+                                     "x509",
+                                     "-req",
+                                     "-in",
+                                     absl::StrCat(dir, "/", who, ".csr"),
+                                     "-CA",
+                                     dir + "/ca.pem",
+                                     "-CAkey",
+                                     dir + "/ca.key",
+                                     "-CAcreateserial",
+                                     "-out",
+                                     absl::StrCat(dir, "/", who, ".pem"),
+                                     "-days",
+                                     "2"};
+    if (who == std::string("server")) {
+      sign.push_back("-extfile");
+      sign.push_back(dir + "/server.ext");
+    }
+    run(sign);
+  }
+}
+
 }  // namespace backfill::testing

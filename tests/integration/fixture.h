@@ -88,4 +88,9 @@ class BackfillTest : public ::testing::Test {
   std::string db_;
 };
 
+// In `dir`: ca.pem/ca.key and other-ca.pem/other-ca.key, two CAs; server.pem/server.key, a
+// certificate ca signed for 127.0.0.1 (a server, or a client); client.pem/client.key, one it
+// signed for a client. Test assertions fail if openssl does.
+void MakeCertificates(const std::string& dir);
+
 }  // namespace backfill::testing

@@ -52,10 +52,22 @@ class SourceSideTest : public BackfillTest {
   }
   std::map<std::string, std::string> Env() const { return {{"BACKFILL_TOKEN", kToken}}; }
 
+  // TLS arguments of each program, when a test sets them: the coordinator's, the
+  // source-side worker's (a server toward the workers, a client toward the coordinator) and
+  // those of the target-side workers and backfillctl.
+  std::vector<std::string> coordinator_tls_, source_side_tls_, client_tls_;
+
+  static std::vector<std::string> With(std::vector<std::string> args,
+                                       const std::vector<std::string>& more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+
   std::unique_ptr<BackgroundProcess> StartCoordinator(const std::string& address) {
     auto coordinator = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{BinPath("backfill-coordinator"), "--listen", address,
-                                 "--lease-timeout-ms", "3000", "--heartbeat-ms", "300"},
+        With({BinPath("backfill-coordinator"), "--listen", address, "--lease-timeout-ms", "3000",
+              "--heartbeat-ms", "300"},
+             coordinator_tls_),
         Log("coordinator"), Env());
     EXPECT_TRUE(WaitFor([&] {
       return absl::StrContains(ReadFile(coordinator->log_path()), "listening on port");
@@ -66,9 +78,9 @@ class SourceSideTest : public BackfillTest {
                                                      const std::string& name) {
     const std::string listen = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
     auto worker = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{BinPath("backfill-worker"), "--source-side", "--listen", listen,
-                                 "--coordinator", coordinator, "--name", name, "--source",
-                                 SourceDsn(), "-v"},
+        With({BinPath("backfill-worker"), "--source-side", "--listen", listen, "--coordinator",
+              coordinator, "--name", name, "--source", SourceDsn(), "-v"},
+             source_side_tls_),
         Log(name), Env());
     EXPECT_TRUE(WaitFor([&] {
       return absl::StrContains(ReadFile(worker->log_path()), "registered; target-side workers");
@@ -80,9 +92,9 @@ class SourceSideTest : public BackfillTest {
   std::unique_ptr<BackgroundProcess> StartTargetSide(const std::string& coordinator,
                                                      const std::string& name) {
     return std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{
-            BinPath("backfill-worker"), "--coordinator", coordinator, "--name", name, "--source",
-            "host=127.0.0.1 port=1 dbname=unreachable connect_timeout=2", "-v"},
+        With({BinPath("backfill-worker"), "--coordinator", coordinator, "--name", name, "--source",
+              "host=127.0.0.1 port=1 dbname=unreachable connect_timeout=2", "-v"},
+             client_tls_),
         Log(name), Env());
   }
   ProcessResult CtlAt(const std::string& coordinator, const std::string& command,
@@ -90,7 +102,7 @@ class SourceSideTest : public BackfillTest {
     std::vector<std::string> args = {command,     "--coordinator", coordinator, "--source",
                                      SourceDsn(), "--target",      TargetDsn()};
     args.insert(args.end(), extra.begin(), extra.end());
-    return Ctl(args, Env(), "backfillctl");
+    return Ctl(With(args, client_tls_), Env(), "backfillctl");
   }
   // The COPY data that crossed the link and what it held, summed over a worker's log lines
   // ("task N: L bytes crossed the link for R bytes of COPY data").
@@ -262,6 +274,70 @@ TEST_F(SourceSideTest, ThroughASourceSideWorkerTheOtherWorkersReadAndNothingMore
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->Get(0, 0), "1,2");
   EXPECT_EQ(SourceValue("SELECT string_agg(v::text, ',' ORDER BY v) FROM public.guard"), "1,2");
+}
+
+// TLS both ways on the link: a source-side worker serves only workers whose client
+// certificates its CA signed, and they trust only a source-side worker their CA signed. Then
+// the whole flow with TLS everywhere: the source-side worker's one certificate serves the
+// workers and identifies it to the coordinator.
+TEST_F(SourceSideTest, MutualTlsOnTheLinkAndACopyWithTlsEverywhere) {
+  CreateSource();
+  const std::string certs = absl::StrCat(source_->dir(), "/certs-", db_);
+  std::filesystem::create_directories(certs);
+  MakeCertificates(certs);
+  if (HasFatalFailure()) return;
+  const TlsFiles server_files{
+      .ca = certs + "/ca.pem", .cert = certs + "/server.pem", .key = certs + "/server.key"};
+  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
+      "127.0.0.1:0", kToken, server_files, SourceSideOptions{.source = SourceDsn()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  const auto open = [&](const TlsFiles& files) -> absl::Status {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        ClientCredentials(files);
+    if (!credentials.ok()) return credentials.status();
+    SourceSideConnector connector(kToken, *credentials);
+    v1::SourceOpen request;
+    request.set_task_id(1);
+    request.set_lease_epoch(1);
+    request.set_worker_id("t1");
+    absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
+        connector.Open(address, request, nullptr);
+    if (!session.ok()) return session.status();
+    return (*session)->Exec("SELECT 1").status();
+  };
+  EXPECT_TRUE(
+      open({.ca = certs + "/ca.pem", .cert = certs + "/client.pem", .key = certs + "/client.key"})
+          .ok());
+  EXPECT_FALSE(open({}).ok());                                                // plaintext
+  EXPECT_FALSE(open({.ca = certs + "/ca.pem", .cert = "", .key = ""}).ok());  // no client cert
+  EXPECT_FALSE(open({.ca = certs + "/other-ca.pem",  // a server it does not trust
+                     .cert = certs + "/client.pem",
+                     .key = certs + "/client.key"})
+                   .ok());
+  EXPECT_EQ((*server)->sessions(), 0);
+  server->reset();
+
+  coordinator_tls_ = {"--tls-cert",          certs + "/server.pem", "--tls-key",
+                      certs + "/server.key", "--tls-client-ca",     certs + "/ca.pem"};
+  source_side_tls_ = {"--tls-ca",  certs + "/ca.pem",    "--tls-cert", certs + "/server.pem",
+                      "--tls-key", certs + "/server.key"};
+  client_tls_ = {"--tls-ca",  certs + "/ca.pem",    "--tls-cert", certs + "/client.pem",
+                 "--tls-key", certs + "/client.key"};
+  const std::string coordinator_address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(coordinator_address);
+  std::unique_ptr<BackgroundProcess> source_side = StartSourceSide(coordinator_address, "s1");
+  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(coordinator_address, "t1");
+  ProcessResult staged = CtlAt(coordinator_address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  ProcessResult copied = CtlAt(coordinator_address, "copy");
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err << ReadFile(target_side->log_path())
+                                 << ReadFile(source_side->log_path());
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  // The target-side worker cannot reach the source: every chunk went through s1, over TLS.
+  EXPECT_TRUE(absl::StrContains(ReadFile(coordinator->log_path()),
+                                "reading through source-side worker s1#"))
+      << ReadFile(coordinator->log_path());
 }
 
 TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired) {
