@@ -117,7 +117,8 @@ absl::StatusOr<v1::SourceSideHeartbeatResponse> Coordinator::SourceSideHeartbeat
     return absl::InvalidArgumentError("a source-side heartbeat needs worker_id and address");
   }
   v1::SourceSideHeartbeatResponse response;
-  response.set_known(source_sides_.Heartbeat(request.worker_id(), request.address()));
+  response.set_known(
+      source_sides_.Heartbeat(request.worker_id(), request.address(), request.draining()));
   metrics_.source_side_workers.Set(source_sides_.Live());
   return response;
 }

@@ -7,7 +7,7 @@
 namespace backfill {
 
 bool SourceSides::IsLive(const Entry& entry, absl::Time now) const {
-  return now - entry.last_seen <= timeout_;
+  return !entry.draining && now - entry.last_seen <= timeout_;
 }
 
 void SourceSides::Register(const std::string& worker_id, const std::string& address) {
@@ -15,14 +15,21 @@ void SourceSides::Register(const std::string& worker_id, const std::string& addr
   Entry& entry = workers_[worker_id];
   entry.address = address;
   entry.last_seen = clock_.Now();
+  entry.draining = false;
 }
 
-bool SourceSides::Heartbeat(const std::string& worker_id, const std::string& address) {
+bool SourceSides::Heartbeat(const std::string& worker_id, const std::string& address,
+                            bool draining) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return false;
   it->second.address = address;
   it->second.last_seen = clock_.Now();
+  if (draining && !it->second.draining) {
+    LOG(INFO) << "source-side worker " << worker_id << " at " << address
+              << " is stopping; no more leases are paired with it";
+  }
+  it->second.draining = draining;
   return true;
 }
 

@@ -25,8 +25,9 @@ class SourceSides {
   SourceSides(const Clock& clock, absl::Duration timeout) : clock_(clock), timeout_(timeout) {}
 
   void Register(const std::string& worker_id, const std::string& address);
-  // False when `worker_id` is unknown here: it must register again.
-  bool Heartbeat(const std::string& worker_id, const std::string& address);
+  // False when `worker_id` is unknown here: it must register again. `draining`: it is
+  // stopping and takes no new sessions; nothing more is paired with it.
+  bool Heartbeat(const std::string& worker_id, const std::string& address, bool draining);
 
   // The source-side worker `task_id`'s new lease reads through: the live one with the fewest
   // leases paired now (ties: the one paired longest ago); nullopt when there is none, and the
@@ -38,7 +39,7 @@ class SourceSides {
   // heartbeats say.
   void Unpair(int64_t task_id, int64_t epoch, bool lost);
 
-  // Source-side workers heard from within the timeout.
+  // Source-side workers heard from within the timeout and not stopping.
   int Live();
   // Source-side workers registered and not forgotten (silent ten timeouts with nothing paired).
   int Known();
@@ -50,6 +51,7 @@ class SourceSides {
     absl::Time lost_until = absl::InfinitePast();
     int64_t last_paired = 0;  // pairings_ when it was last paired; 0: never
     int paired = 0;
+    bool draining = false;
   };
   bool IsLive(const Entry& entry, absl::Time now) const;
 

@@ -14,7 +14,7 @@ TEST(SourceSidesTest, NoneRegisteredMeansLeasesReadTheSourceThemselves) {
   FakeClock clock;
   SourceSides sides(clock, absl::Seconds(30));
   EXPECT_EQ(PairedWith(sides, 1), "none");
-  EXPECT_FALSE(sides.Heartbeat("s1", "a:1"));  // unknown: it must register
+  EXPECT_FALSE(sides.Heartbeat("s1", "a:1", false));  // unknown: it must register
   EXPECT_EQ(sides.Live(), 0);
 }
 
@@ -42,12 +42,12 @@ TEST(SourceSidesTest, OneALeaseLostRestsATimeoutWhateverItsHeartbeatsSay) {
   ASSERT_EQ(PairedWith(sides, 1), "s1@a:1");  // a tie goes to the name
   sides.Unpair(1, 1, /*lost=*/true);
   clock.Advance(absl::Seconds(20));
-  EXPECT_TRUE(sides.Heartbeat("s1", "a:1"));
-  EXPECT_TRUE(sides.Heartbeat("s2", "b:2"));
+  EXPECT_TRUE(sides.Heartbeat("s1", "a:1", false));
+  EXPECT_TRUE(sides.Heartbeat("s2", "b:2", false));
   // Lost: s2 alone, however few pairs s1 holds, until a lease timeout has passed.
   for (int64_t task = 2; task < 6; ++task) EXPECT_EQ(PairedWith(sides, task), "s2@b:2");
   clock.Advance(absl::Seconds(11));
-  EXPECT_TRUE(sides.Heartbeat("s1", "a:1"));
+  EXPECT_TRUE(sides.Heartbeat("s1", "a:1", false));
   EXPECT_EQ(PairedWith(sides, 6), "s1@a:1");
 }
 
@@ -61,8 +61,25 @@ TEST(SourceSidesTest, OneSilentForALeaseTimeoutIsPairedWithNothingUntilHeardFrom
   EXPECT_EQ(sides.Live(), 0);
   EXPECT_EQ(sides.Known(), 1);
   EXPECT_EQ(PairedWith(sides, 1), "none");
-  EXPECT_TRUE(sides.Heartbeat("s1", "a:9"));  // heard from again, at a new address
+  EXPECT_TRUE(sides.Heartbeat("s1", "a:9", false));  // heard from again, at a new address
   EXPECT_EQ(PairedWith(sides, 2), "s1@a:9");
+}
+
+TEST(SourceSidesTest, OneStoppingIsPairedWithNothingMoreButItsPairsEndAsUsual) {
+  FakeClock clock;
+  SourceSides sides(clock, absl::Seconds(30));
+  sides.Register("s1", "a:1");
+  sides.Register("s2", "b:2");
+  ASSERT_EQ(PairedWith(sides, 1), "s1@a:1");
+  EXPECT_TRUE(sides.Heartbeat("s1", "a:1", /*draining=*/true));
+  EXPECT_EQ(sides.Live(), 1);
+  // s2 takes every lease now, however many it holds.
+  for (int64_t task = 2; task < 5; ++task) EXPECT_EQ(PairedWith(sides, task), "s2@b:2");
+  sides.Unpair(1, 1, /*lost=*/false);
+  EXPECT_EQ(PairedWith(sides, 5), "s2@b:2");
+  // Registered again (restarted): paired again.
+  sides.Register("s1", "a:1");
+  EXPECT_EQ(PairedWith(sides, 6), "s1@a:1");
 }
 
 TEST(SourceSidesTest, AReportOfAnOlderEpochNeitherEndsTheNewPairNorBlamesItsWorker) {

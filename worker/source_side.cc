@@ -93,7 +93,21 @@ int RunSourceSide(const SourceSideRun& run) {
     stop.WaitForNotificationWithTimeout(status.ok() ? interval : absl::Seconds(1));
   }
   (*server)->Drain();
-  while ((*server)->sessions() > 0) absl::SleepFor(absl::Milliseconds(100));
+  // Tell the coordinator at once, so that no lease is paired with a worker that would refuse
+  // it (each such lease would fail an attempt); then keep telling it while sessions end.
+  for (absl::Time next = absl::InfinitePast();;) {
+    if (!worker_id.empty() && absl::Now() >= next) {
+      v1::SourceSideHeartbeatRequest request;
+      request.set_worker_id(worker_id);
+      request.set_address(run.advertise);
+      request.set_sessions((*server)->sessions());
+      request.set_draining(true);
+      (void)client.SourceSideHeartbeat(request);
+      next = absl::Now() + interval;
+    }
+    if ((*server)->sessions() == 0) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   (*server)->Shutdown();
   return 0;
 }

@@ -369,6 +369,50 @@ TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired)
   EXPECT_FALSE(absl::StrContains(coordinator_log, "source-side worker wrong")) << coordinator_log;
 }
 
+// SIGTERM on a source-side worker mid-chunk: the session it holds goes on to the chunk's end,
+// the coordinator hears at once that it is stopping and pairs nothing more with it, and it
+// exits once the session ends. No attempt fails.
+TEST_F(SourceSideTest, AStoppedSourceSideWorkerFinishesItsSessionAndIsPairedWithNothingMore) {
+  CreateSource();
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
+  std::unique_ptr<BackgroundProcess> s1 = StartSourceSide(address, "s1");
+  std::unique_ptr<BackgroundProcess> s2 = StartSourceSide(address, "s2");
+  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
+  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  BackgroundProcess copy({BinPath("backfillctl"), "copy", "--coordinator", address, "--source",
+                          SourceDsn(), "--target", TargetDsn(), "--max-rate", "32k"},
+                         Log("copy"), Env());
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string log = ReadFile(coordinator->log_path());
+    const size_t last = log.rfind("leased chunk ");
+    if (last == std::string::npos) return false;
+    const std::string lease = log.substr(last, log.find('\n', last) - last);
+    return absl::StrContains(lease, "reading through source-side worker s1#") &&
+           TargetValue(
+               "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+               "query LIKE 'COPY %FROM STDIN%'") != "0";
+  })) << ReadFile(coordinator->log_path());
+  ASSERT_TRUE(s1->Signal(SIGTERM));
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(coordinator->log_path()), "is stopping; no more leases");
+  })) << ReadFile(coordinator->log_path());
+  const size_t stopped_at = ReadFile(coordinator->log_path()).size();
+  std::optional<int> s1_code = s1->WaitFor(120000);
+  ASSERT_TRUE(s1_code.has_value()) << ReadFile(s1->log_path());
+  EXPECT_EQ(*s1_code, 0) << ReadFile(s1->log_path());
+  std::optional<int> code = copy.WaitFor(240000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(copy.log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(copy.log_path()) << ReadFile(target_side->log_path());
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE attempts > 0"), "0")
+      << ReadFile(target_side->log_path());
+  const std::string after = ReadFile(coordinator->log_path()).substr(stopped_at);
+  EXPECT_FALSE(absl::StrContains(after, "worker s1#")) << after;
+  EXPECT_TRUE(absl::StrContains(after, "reading through source-side worker s2#")) << after;
+}
+
 TEST_F(SourceSideTest, AKilledSourceSideWorkerIsPairedWithNothingMoreAndTheCopyGoesOn) {
   CreateSource();
   const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
