@@ -83,6 +83,15 @@ absl::Status CheckSameVersion(const TimescaleVersion& source, const TimescaleVer
       "the same version, then run this command again"));
 }
 
+absl::StatusOr<std::string> DatabaseIdentity(pg::Queryable& conn) {
+  absl::StatusOr<pg::Result> id = conn.Exec(
+      "SELECT (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), "
+      "pg_catalog.current_database()");
+  if (pg::SqlState(id.status()) == "42501") return std::string();  // insufficient_privilege
+  if (!id.ok()) return id.status();
+  return absl::StrCat("system ", id->Get(0, 0), ", database ", id->Get(0, 1));
+}
+
 absl::Status CheckVersions(pg::Queryable& source, pg::Queryable& target) {
   absl::StatusOr<Catalog> source_catalog = Catalog::Load(source);
   if (!source_catalog.ok()) return source_catalog.status();

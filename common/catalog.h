@@ -213,4 +213,10 @@ absl::Status CheckSameVersion(const TimescaleVersion& source, const TimescaleVer
 // Catalog::Load on both connections, then CheckSameVersion.
 absl::Status CheckVersions(pg::Queryable& source, pg::Queryable& target);
 
+// Which database `conn` is: "system <system identifier>, database <name>", the same for
+// every session of that database on a cluster and its physical replicas, different for
+// any other (a target restored from the source's dump included). Empty when the session may
+// not read pg_control_system().
+absl::StatusOr<std::string> DatabaseIdentity(pg::Queryable& conn);
+
 }  // namespace backfill

@@ -100,7 +100,11 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
     if (request.source_side_address().size() > 300) {
       return absl::InvalidArgumentError("source_side_address is longer than 300 characters");
     }
-    source_sides_.Register(response.worker_id(), request.source_side_address());
+    if (request.source_side_identity().size() > 300) {
+      return absl::InvalidArgumentError("source_side_identity is longer than 300 characters");
+    }
+    source_sides_.Register(response.worker_id(), request.source_side_address(),
+                           request.source_side_identity());
     metrics_.source_side_workers.Set(source_sides_.Live());
     LOG(INFO) << "source-side worker " << response.worker_id() << " registered at "
               << request.source_side_address();
@@ -172,11 +176,12 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   response.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
   if (!verify) response.set_max_bytes_per_second(RateShare());
   std::optional<v1::SourceSide> source_side =
-      source_sides_.Pair(task.task_id(), task.lease_epoch());
+      source_sides_.Pair(task.task_id(), task.lease_epoch(), job->source_identity);
   if (source_side.has_value()) {
     *response.mutable_source_side() = *std::move(source_side);
   } else if (source_sides_.Known() > 0) {
-    LOG(WARNING) << "no source-side worker is live now (silent, or lost by a lease): worker "
+    LOG(WARNING) << "no source-side worker can take it now (silent, stopping, lost by a lease "
+                    "or reading another database): worker "
                  << request.worker_id() << " reads the source itself";
   }
   metrics_.source_side_workers.Set(source_sides_.Live());
@@ -304,19 +309,20 @@ absl::StatusOr<TaskCounts> Coordinator::ReadCounts(TaskStore& store, Work work) 
   return counts;
 }
 
-absl::StatusOr<std::shared_ptr<TaskStore>> Coordinator::OpenStore(
-    const v1::Databases& databases, absl::string_view no_schema_message, const JobChecks& checks) {
-  absl::StatusOr<std::shared_ptr<TaskStore>> store = open_store_(databases, checks);
-  if (absl::IsNotFound(store.status())) return absl::FailedPreconditionError(no_schema_message);
-  if (!store.ok()) return store.status();
+absl::StatusOr<JobStore> Coordinator::OpenStore(const v1::Databases& databases,
+                                                absl::string_view no_schema_message,
+                                                const JobChecks& checks) {
+  absl::StatusOr<JobStore> opened = open_store_(databases, checks);
+  if (absl::IsNotFound(opened.status())) return absl::FailedPreconditionError(no_schema_message);
+  if (!opened.ok()) return opened.status();
   // A task table staged by an older release gains what this one keeps (counts, indexes).
-  if (absl::Status s = (*store)->Migrate(); !s.ok()) return s;
-  return store;
+  if (absl::Status s = opened->store->Migrate(); !s.ok()) return s;
+  return opened;
 }
 
 absl::Status Coordinator::Copy(const v1::CopyRequest& request,
                                const std::function<bool(const v1::CopyProgress&)>& emit) {
-  absl::StatusOr<std::shared_ptr<TaskStore>> opened =
+  absl::StatusOr<JobStore> opened =
       OpenStore(request.databases(),
                 "nothing to copy: the target has no __backfill schema\n"
                 "hint: run stage first to choose what to copy",
@@ -326,7 +332,8 @@ absl::Status Coordinator::Copy(const v1::CopyRequest& request,
   proto.work = v1::LeaseTaskResponse::COPY;
   proto.row_by_row = request.row_by_row();
   proto.databases = request.databases();
-  proto.store = *opened;
+  proto.store = opened->store;
+  proto.source_identity = opened->source_identity;
   absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto, [&](Job& job) {
     TaskStore& store = *job.store;
     if (absl::Status s = store.ResetFailed(); !s.ok()) return s;
@@ -455,7 +462,7 @@ void Coordinator::Close() { jobs_.Close(); }
 
 absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
     const v1::VerifyRequest& request, const std::function<bool(const v1::CopyProgress&)>& emit) {
-  absl::StatusOr<std::shared_ptr<TaskStore>> opened =
+  absl::StatusOr<JobStore> opened =
       OpenStore(request.databases(),
                 "nothing to verify: the target has no __backfill schema\n"
                 "hint: run stage and copy first",
@@ -465,7 +472,8 @@ absl::StatusOr<v1::VerifyResponse> Coordinator::Verify(
   proto.work = v1::LeaseTaskResponse::VERIFY;
   proto.row_hash = request.row_hash();
   proto.databases = request.databases();
-  proto.store = *opened;
+  proto.store = opened->store;
+  proto.source_identity = opened->source_identity;
   // The last verification's results are cleared only by the call that opens the new one: a
   // verify refused (another job runs) or joining one in progress keeps them.
   absl::StatusOr<std::shared_ptr<const Job>> joined = jobs_.Join(proto, [](Job& job) {

@@ -54,8 +54,8 @@ struct CoordinatorOptions {
 // Opens the task store of a job's target after the checks a job needs (PostgreSQL: both
 // databases reachable with the same TimescaleDB, room for the planned workers, no scheduled
 // jobs in the way). NotFound when the target has no __backfill schema.
-using StoreOpener = std::function<absl::StatusOr<std::shared_ptr<TaskStore>>(
-    const v1::Databases& databases, const JobChecks& checks)>;
+using StoreOpener = std::function<absl::StatusOr<JobStore>(const v1::Databases& databases,
+                                                           const JobChecks& checks)>;
 
 class Coordinator {
  public:
@@ -104,9 +104,8 @@ class Coordinator {
   absl::StatusOr<std::unique_ptr<pg::Connection>> Open(const std::string& conninfo,
                                                        const std::string& role) const;
   // The job's store after its checks, with `no_schema_message` when there is no schema.
-  absl::StatusOr<std::shared_ptr<TaskStore>> OpenStore(const v1::Databases& databases,
-                                                       absl::string_view no_schema_message,
-                                                       const JobChecks& checks);
+  absl::StatusOr<JobStore> OpenStore(const v1::Databases& databases,
+                                     absl::string_view no_schema_message, const JobChecks& checks);
   // Releases leases whose holder's target session is gone, gives up expired leases of `work`
   // and ends their holders' target sessions; run from the progress loop. Problems are
   // logged, not returned.

@@ -77,10 +77,9 @@ class CoordinatorTest : public ::testing::Test {
     if (coordinator_ == nullptr) {
       coordinator_ = std::make_unique<Coordinator>(
           options_, &clock_,
-          [this](const v1::Databases&,
-                 const JobChecks&) -> absl::StatusOr<std::shared_ptr<TaskStore>> {
+          [this](const v1::Databases&, const JobChecks&) -> absl::StatusOr<JobStore> {
             if (no_schema_) return absl::NotFoundError("no __backfill");
-            return std::shared_ptr<TaskStore>(store_);
+            return JobStore{.store = store_, .source_identity = ""};
           });
     }
     return *coordinator_;

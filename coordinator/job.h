@@ -29,7 +29,8 @@ struct Job {
   bool row_by_row = false;  // copy --no-bulk-load
   v1::Databases databases;
   std::shared_ptr<TaskStore> store;
-  int64_t done_at_open = 0;  // tasks done before the job could lease
+  std::string source_identity;  // DatabaseIdentity of the source; empty: unknown
+  int64_t done_at_open = 0;     // tasks done before the job could lease
 };
 
 class JobRegistry {

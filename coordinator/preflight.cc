@@ -95,11 +95,11 @@ absl::Status CheckConnectionRoom(pg::Connection& conn, int needed, const std::st
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& databases,
-                                                           const JobChecks& checks,
-                                                           const std::string& application_name) {
+absl::StatusOr<JobStore> OpenTargetStore(const v1::Databases& databases, const JobChecks& checks,
+                                         const std::string& application_name) {
   // Fail early, with one clear message, on what every worker would otherwise trip over.
   Findings findings;
+  JobStore opened;
   const std::string parallelism = absl::StrCat("--parallelism ", checks.planned_workers);
   {
     absl::StatusOr<std::unique_ptr<pg::Connection>> source =
@@ -110,6 +110,10 @@ absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& 
     if (!target.ok()) return target.status();
     // Before any lease: batches written by one TimescaleDB version must not land in another's.
     if (absl::Status s = CheckVersions(**source, **target); !s.ok()) return s;
+    // Source-side workers are paired only when they read this very database.
+    absl::StatusOr<std::string> identity = DatabaseIdentity(**source);
+    if (!identity.ok()) return identity.status();
+    opened.source_identity = *std::move(identity);
     if (checks.planned_workers > 0) {
       if (absl::Status s =
               CheckConnectionRoom(**source, checks.planned_workers, parallelism, &findings);
@@ -151,7 +155,8 @@ absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& 
     if (absl::Status s = CheckActiveJobs(**conn, names, &findings); !s.ok()) return s;
   }
   if (absl::Status s = findings.ToStatus("cannot start"); !s.ok()) return s;
-  return std::shared_ptr<TaskStore>(std::make_shared<PgTaskStore>(std::move(pool)));
+  opened.store = std::make_shared<PgTaskStore>(std::move(pool));
+  return opened;
 }
 
 }  // namespace backfill

@@ -47,11 +47,16 @@ struct JobChecks {
   int planned_workers = 0;   // check max_connections room for them; 0: unknown
 };
 
+// A job's task store, and which database its source is.
+struct JobStore {
+  std::shared_ptr<TaskStore> store;
+  std::string source_identity;  // DatabaseIdentity; empty: unknown
+};
+
 // The target's task store, once the source is reachable with the target's TimescaleDB
 // version and `checks` pass (every finding at once). NotFound when the target has no
 // __backfill schema.
-absl::StatusOr<std::shared_ptr<TaskStore>> OpenTargetStore(const v1::Databases& databases,
-                                                           const JobChecks& checks,
-                                                           const std::string& application_name);
+absl::StatusOr<JobStore> OpenTargetStore(const v1::Databases& databases, const JobChecks& checks,
+                                         const std::string& application_name);
 
 }  // namespace backfill

@@ -10,10 +10,12 @@ bool SourceSides::IsLive(const Entry& entry, absl::Time now) const {
   return !entry.draining && now - entry.last_seen <= timeout_;
 }
 
-void SourceSides::Register(const std::string& worker_id, const std::string& address) {
+void SourceSides::Register(const std::string& worker_id, const std::string& address,
+                           const std::string& identity) {
   absl::MutexLock lock(&mu_);
   Entry& entry = workers_[worker_id];
   entry.address = address;
+  entry.identity = identity;
   entry.last_seen = clock_.Now();
   entry.draining = false;
 }
@@ -33,7 +35,8 @@ bool SourceSides::Heartbeat(const std::string& worker_id, const std::string& add
   return true;
 }
 
-std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id, int64_t epoch) {
+std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id, int64_t epoch,
+                                                const std::string& source_identity) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_.Now();
   // A task granted again after its lease expired: the old pair ends here.
@@ -43,10 +46,23 @@ std::optional<v1::SourceSide> SourceSides::Pair(int64_t task_id, int64_t epoch) 
   }
   const std::string* best = nullptr;
   for (auto it = workers_.begin(); it != workers_.end();) {
-    const Entry& entry = it->second;
+    Entry& entry = it->second;
     // Forgotten once nothing is paired with it and it has been silent for a long while.
     if (entry.paired <= 0 && now - entry.last_seen > 10 * timeout_) {
       workers_.erase(it++);
+      continue;
+    }
+    // Reading another database (a --source mistyped, or naming the target): reading
+    // through it would copy, and verify, the wrong rows.
+    if (!source_identity.empty() && !entry.identity.empty() && entry.identity != source_identity) {
+      if (entry.warned_for != source_identity) {
+        entry.warned_for = source_identity;
+        LOG(ERROR) << "source-side worker " << it->first << " at " << entry.address
+                   << " reads another database (" << entry.identity << ") than this job's source ("
+                   << source_identity
+                   << "): nothing is paired with it; give it the source's --source";
+      }
+      ++it;
       continue;
     }
     if (IsLive(entry, now) && now >= entry.lost_until) {

@@ -24,15 +24,19 @@ class SourceSides {
   // leases paired with it; one a lease lost gets none for as long.
   SourceSides(const Clock& clock, absl::Duration timeout) : clock_(clock), timeout_(timeout) {}
 
-  void Register(const std::string& worker_id, const std::string& address);
+  // `identity`: which database it reads (DatabaseIdentity); empty: unknown.
+  void Register(const std::string& worker_id, const std::string& address,
+                const std::string& identity);
   // False when `worker_id` is unknown here: it must register again. `draining`: it is
   // stopping and takes no new sessions; nothing more is paired with it.
   bool Heartbeat(const std::string& worker_id, const std::string& address, bool draining);
 
-  // The source-side worker `task_id`'s new lease reads through: the live one with the fewest
-  // leases paired now (ties: the one paired longest ago); nullopt when there is none, and the
-  // task's worker reads the source itself.
-  std::optional<v1::SourceSide> Pair(int64_t task_id, int64_t epoch);
+  // The source-side worker `task_id`'s new lease reads through: of the live ones reading the
+  // job's source (`source_identity`; either side unknown: taken as the same), the one with
+  // the fewest leases paired now (ties: the one paired longest ago); nullopt when there is
+  // none, and the task's worker reads the source itself.
+  std::optional<v1::SourceSide> Pair(int64_t task_id, int64_t epoch,
+                                     const std::string& source_identity);
   // The lease of `task_id` at `epoch` ended (a report; a report of an older epoch, whose
   // task was granted again since, changes nothing). `lost`: its source-side worker could not
   // be reached, or went away mid-task; it is paired with nothing for `timeout`, whatever its
@@ -47,6 +51,8 @@ class SourceSides {
  private:
   struct Entry {
     std::string address;
+    std::string identity;
+    std::string warned_for;  // the job identity it was last refused for, said once
     absl::Time last_seen;
     absl::Time lost_until = absl::InfinitePast();
     int64_t last_paired = 0;  // pairings_ when it was last paired; 0: never

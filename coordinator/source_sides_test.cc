@@ -5,8 +5,8 @@
 namespace backfill {
 namespace {
 
-std::string PairedWith(SourceSides& sides, int64_t task) {
-  std::optional<v1::SourceSide> side = sides.Pair(task, 1);
+std::string PairedWith(SourceSides& sides, int64_t task, const std::string& identity = "") {
+  std::optional<v1::SourceSide> side = sides.Pair(task, 1, identity);
   return side.has_value() ? side->worker_id() + "@" + side->address() : "none";
 }
 
@@ -21,8 +21,8 @@ TEST(SourceSidesTest, NoneRegisteredMeansLeasesReadTheSourceThemselves) {
 TEST(SourceSidesTest, LeasesGoToTheOneWithFewestPairsAndEndedPairsCountNoMore) {
   FakeClock clock;
   SourceSides sides(clock, absl::Seconds(30));
-  sides.Register("s1", "a:1");
-  sides.Register("s2", "b:2");
+  sides.Register("s1", "a:1", "");
+  sides.Register("s2", "b:2", "");
   EXPECT_EQ(sides.Live(), 2);
   const std::string first = PairedWith(sides, 1);
   const std::string second = PairedWith(sides, 2);
@@ -37,8 +37,8 @@ TEST(SourceSidesTest, LeasesGoToTheOneWithFewestPairsAndEndedPairsCountNoMore) {
 TEST(SourceSidesTest, OneALeaseLostRestsATimeoutWhateverItsHeartbeatsSay) {
   FakeClock clock;
   SourceSides sides(clock, absl::Seconds(30));
-  sides.Register("s1", "a:1");
-  sides.Register("s2", "b:2");
+  sides.Register("s1", "a:1", "");
+  sides.Register("s2", "b:2", "");
   ASSERT_EQ(PairedWith(sides, 1), "s1@a:1");  // a tie goes to the name
   sides.Unpair(1, 1, /*lost=*/true);
   clock.Advance(absl::Seconds(20));
@@ -54,7 +54,7 @@ TEST(SourceSidesTest, OneALeaseLostRestsATimeoutWhateverItsHeartbeatsSay) {
 TEST(SourceSidesTest, OneSilentForALeaseTimeoutIsPairedWithNothingUntilHeardFromAgain) {
   FakeClock clock;
   SourceSides sides(clock, absl::Seconds(30));
-  sides.Register("s1", "a:1");
+  sides.Register("s1", "a:1", "");
   clock.Advance(absl::Seconds(29));
   EXPECT_EQ(sides.Live(), 1);
   clock.Advance(absl::Seconds(2));
@@ -68,8 +68,8 @@ TEST(SourceSidesTest, OneSilentForALeaseTimeoutIsPairedWithNothingUntilHeardFrom
 TEST(SourceSidesTest, OneStoppingIsPairedWithNothingMoreButItsPairsEndAsUsual) {
   FakeClock clock;
   SourceSides sides(clock, absl::Seconds(30));
-  sides.Register("s1", "a:1");
-  sides.Register("s2", "b:2");
+  sides.Register("s1", "a:1", "");
+  sides.Register("s2", "b:2", "");
   ASSERT_EQ(PairedWith(sides, 1), "s1@a:1");
   EXPECT_TRUE(sides.Heartbeat("s1", "a:1", /*draining=*/true));
   EXPECT_EQ(sides.Live(), 1);
@@ -78,22 +78,40 @@ TEST(SourceSidesTest, OneStoppingIsPairedWithNothingMoreButItsPairsEndAsUsual) {
   sides.Unpair(1, 1, /*lost=*/false);
   EXPECT_EQ(PairedWith(sides, 5), "s2@b:2");
   // Registered again (restarted): paired again.
-  sides.Register("s1", "a:1");
+  sides.Register("s1", "a:1", "");
   EXPECT_EQ(PairedWith(sides, 6), "s1@a:1");
+}
+
+TEST(SourceSidesTest, OneReadingAnotherDatabaseIsPairedWithNothing) {
+  FakeClock clock;
+  SourceSides sides(clock, absl::Seconds(30));
+  sides.Register("s1", "a:1", "system 1, database metrics");
+  sides.Register("s2", "b:2", "system 2, database metrics");  // e.g. the target
+  sides.Register("s3", "c:3", "");                            // may not tell
+  const std::string job = "system 1, database metrics";
+  for (int64_t task = 1; task < 7; ++task) EXPECT_NE(PairedWith(sides, task, job), "s2@b:2");
+  // A job whose source could not say which it is: any of them.
+  sides.Unpair(1, 1, false);
+  EXPECT_EQ(PairedWith(sides, 7, ""), "s2@b:2");
+  // Only the wrong one left live: nothing; the lease reads the source itself.
+  clock.Advance(absl::Seconds(20));
+  EXPECT_TRUE(sides.Heartbeat("s2", "b:2", false));
+  clock.Advance(absl::Seconds(11));
+  EXPECT_EQ(PairedWith(sides, 8, job), "none");
 }
 
 TEST(SourceSidesTest, AReportOfAnOlderEpochNeitherEndsTheNewPairNorBlamesItsWorker) {
   FakeClock clock;
   SourceSides sides(clock, absl::Seconds(30));
-  sides.Register("s1", "a:1");
-  sides.Register("s2", "b:2");
-  ASSERT_TRUE(sides.Pair(7, 1).has_value());  // epoch 1, then its lease expires
-  std::optional<v1::SourceSide> regranted = sides.Pair(7, 2);
+  sides.Register("s1", "a:1", "");
+  sides.Register("s2", "b:2", "");
+  ASSERT_TRUE(sides.Pair(7, 1, "").has_value());  // epoch 1, then its lease expires
+  std::optional<v1::SourceSide> regranted = sides.Pair(7, 2, "");
   ASSERT_TRUE(regranted.has_value());
   // The first holder's late report, saying its source-side worker was lost.
   sides.Unpair(7, 1, /*lost=*/true);
   // Nobody is blamed, and the epoch-2 pair still counts: the next lease goes to the other.
-  std::optional<v1::SourceSide> next = sides.Pair(8, 1);
+  std::optional<v1::SourceSide> next = sides.Pair(8, 1, "");
   ASSERT_TRUE(next.has_value());
   EXPECT_NE(next->worker_id(), regranted->worker_id());
   sides.Unpair(8, 1, false);

@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/catalog.h"
 #include "common/pg.h"
 #include "common/signals.h"
 #include "worker/grpc_coordinator_client.h"
@@ -34,13 +35,22 @@ int RunSourceSide(const SourceSideRun& run) {
     std::cerr << "backfill-worker: " << credentials.status().message() << "\n";
     return 2;
   }
-  // The source must answer before anyone is told to read through this worker.
+  // The source must answer before anyone is told to read through this worker; which
+  // database it is goes to the coordinator, which pairs it only with jobs on that source.
+  std::string identity;
   {
     absl::StatusOr<std::unique_ptr<pg::Connection>> probe =
         pg::Connection::Open(run.source, run.application_name, "source");
-    if (!probe.ok()) {
-      std::cerr << "backfill-worker: " << probe.status().message() << "\n";
+    absl::StatusOr<std::string> read =
+        probe.ok() ? DatabaseIdentity(**probe) : absl::StatusOr<std::string>(probe.status());
+    if (!read.ok()) {
+      std::cerr << "backfill-worker: " << read.status().message() << "\n";
       return 1;
+    }
+    identity = *std::move(read);
+    if (identity.empty()) {
+      LOG(WARNING) << "the source user may not read pg_control_system(): the coordinator "
+                      "cannot check that this worker reads the job's source";
     }
   }
   absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
@@ -62,13 +72,14 @@ int RunSourceSide(const SourceSideRun& run) {
       v1::RegisterWorkerRequest request;
       request.set_worker_name(run.name);
       request.set_source_side_address(run.advertise);
+      request.set_source_side_identity(identity);
       absl::StatusOr<v1::RegisterWorkerResponse> registered = client.RegisterWorker(request);
       status = registered.status();
       if (registered.ok()) {
         worker_id = registered->worker_id();
         interval = absl::Milliseconds(std::max<int64_t>(100, registered->heartbeat_interval_ms()));
         LOG(INFO) << "source-side worker " << worker_id << " registered; target-side workers "
-                  << "reach it at " << run.advertise;
+                  << "reach it at " << run.advertise << "; it reads " << identity;
       }
     } else {
       v1::SourceSideHeartbeatRequest request;

@@ -74,12 +74,15 @@ class SourceSideTest : public BackfillTest {
     })) << ReadFile(coordinator->log_path());
     return coordinator;
   }
+  // A source-side worker reading `source` (default: the source).
   std::unique_ptr<BackgroundProcess> StartSourceSide(const std::string& coordinator,
-                                                     const std::string& name) {
+                                                     const std::string& name,
+                                                     std::string source = "") {
+    if (source.empty()) source = SourceDsn();
     const std::string listen = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
     auto worker = std::make_unique<BackgroundProcess>(
         With({BinPath("backfill-worker"), "--source-side", "--listen", listen, "--coordinator",
-              coordinator, "--name", name, "--source", SourceDsn(), "-v"},
+              coordinator, "--name", name, "--source", source, "-v"},
              source_side_tls_),
         Log(name), Env());
     EXPECT_TRUE(WaitFor([&] {
@@ -338,6 +341,30 @@ TEST_F(SourceSideTest, MutualTlsOnTheLinkAndACopyWithTlsEverywhere) {
   EXPECT_TRUE(absl::StrContains(ReadFile(coordinator->log_path()),
                                 "reading through source-side worker s1#"))
       << ReadFile(coordinator->log_path());
+}
+
+// A source-side worker given the target as its --source (the target restored from the
+// source's dump has the same tables and chunks): reading through it would copy the target
+// onto itself and verify it against itself. The coordinator pairs nothing with it and says
+// why; the copy goes through the one reading the source.
+TEST_F(SourceSideTest, ASourceSideWorkerReadingAnotherDatabaseIsPairedWithNothing) {
+  CreateSource();
+  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
+  std::unique_ptr<BackgroundProcess> wrong = StartSourceSide(address, "wrong", TargetDsn());
+  std::unique_ptr<BackgroundProcess> s1 = StartSourceSide(address, "s1");
+  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
+  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+  ProcessResult copied = CtlAt(address, "copy");
+  ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err << ReadFile(target_side->log_path());
+  EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
+  ProcessResult verified = CtlAt(address, "verify");
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  const std::string log = ReadFile(coordinator->log_path());
+  EXPECT_TRUE(absl::StrContains(log, "reads another database")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "reading through source-side worker wrong#")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "reading through source-side worker s1#")) << log;
 }
 
 TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired) {
