@@ -6,11 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "backfill.grpc.pb.h"
 #include "common/block_codec.h"
 #include "common/pg.h"
@@ -101,6 +104,50 @@ absl::Status CopyOut(pg::Connection& conn, const std::string& statement,
   return absl::OkStatus();
 }
 
+// Cancels the source statement of every stream whose caller has gone (it cancelled, its
+// lease was lost, the link died and keepalive found out): a long query or COPY stops at once
+// instead of running on for no one. gRPC's synchronous API has no callback for it: one
+// thread looks every 100 ms.
+class CancelWatch {
+ public:
+  CancelWatch() : thread_([this] { Run(); }) {}
+  ~CancelWatch() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+  void Add(grpc::ServerContext* context, pg::Connection* conn) {
+    absl::MutexLock lock(&mu_);
+    watched_[context] = conn;
+  }
+  void Remove(grpc::ServerContext* context) {
+    absl::MutexLock lock(&mu_);
+    watched_.erase(context);
+  }
+
+ private:
+  void Run() {
+    absl::MutexLock lock(&mu_);
+    while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(100))) {
+      for (auto it = watched_.begin(); it != watched_.end();) {
+        if (it->first->IsCancelled()) {
+          it->second->Cancel();  // PQcancel: safe from any thread
+          watched_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<grpc::ServerContext*, pg::Connection*> watched_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
 class SourceServiceImpl final : public v1::SourceService::Service {
  public:
   SourceServiceImpl(std::string token, SourceSideOptions options)
@@ -141,7 +188,11 @@ class SourceServiceImpl final : public v1::SourceService::Service {
       return grpc::Status::OK;
     }
     ++sessions_;
-    absl::Cleanup release = [this] { --sessions_; };
+    cancel_watch_.Add(context, conn->get());
+    absl::Cleanup release = [this, context] {
+      cancel_watch_.Remove(context);
+      --sessions_;
+    };
     VLOG(1) << "source session for " << what;
     reply.set_done(true);
     if (!stream->Write(reply)) return grpc::Status::CANCELLED;
@@ -206,6 +257,7 @@ class SourceServiceImpl final : public v1::SourceService::Service {
  private:
   const std::string token_;
   const SourceSideOptions options_;
+  CancelWatch cancel_watch_;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -365,6 +366,37 @@ TEST_F(SourceSideTest, ASourceSideWorkerReadingAnotherDatabaseIsPairedWithNothin
   EXPECT_TRUE(absl::StrContains(log, "reads another database")) << log;
   EXPECT_FALSE(absl::StrContains(log, "reading through source-side worker wrong#")) << log;
   EXPECT_TRUE(absl::StrContains(log, "reading through source-side worker s1#")) << log;
+}
+
+// A target-side worker that gives up on a statement (a stop, an abort, a lost lease) cancels
+// its call: the source-side worker cancels the statement on the source at once, rather
+// than letting it run for no one.
+TEST_F(SourceSideTest, ACancelledCallCancelsItsStatementOnTheSource) {
+  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
+      "127.0.0.1:0", kToken, TlsFiles{}, SourceSideOptions{.source = SourceDsn()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> plain = ClientCredentials(TlsFiles{});
+  ASSERT_TRUE(plain.ok());
+  SourceSideConnector connector(kToken, *plain);
+  v1::SourceOpen open;
+  open.set_task_id(1);
+  open.set_lease_epoch(1);
+  open.set_worker_id("t1");
+  absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
+      connector.Open(absl::StrCat("127.0.0.1:", (*server)->port()), open, nullptr);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const std::string sleeping =
+      "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+      "'SELECT pg_sleep(600)%'";
+  absl::Status slept;
+  std::thread query([&] { slept = (*session)->Exec("SELECT pg_sleep(600)").status(); });
+  ASSERT_TRUE(WaitFor([&] { return SourceValue(sleeping) == "1"; }));
+  (*session)->Cancel();
+  query.join();
+  EXPECT_FALSE(slept.ok());
+  EXPECT_TRUE(WaitFor([&] { return SourceValue(sleeping) == "0"; }, 10));
+  session->reset();
+  EXPECT_TRUE(WaitFor([&] { return (*server)->sessions() == 0; }, 10));
 }
 
 TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired) {
