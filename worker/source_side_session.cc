@@ -53,6 +53,12 @@ SourceSideSession::~SourceSideSession() {
   (void)stream_->Finish();
 }
 
+absl::string_view SourceSideSession::Lost() const {
+  return opened_ ? "the connection was lost"
+                 : "no session could be opened (is it running at that address, and do both "
+                   "sides agree on TLS: --tls-ca, --tls-cert, --tls-key?)";
+}
+
 absl::Status SourceSideSession::Broken(absl::string_view what, bool call_ended) {
   const bool cancelled = broken_.exchange(true);
   // A call still open (an answer out of order) is ended here, or Finish would wait for a
@@ -95,14 +101,14 @@ absl::Status SourceSideSession::ErrorOf(const v1::SourceReply& reply) const {
 absl::StatusOr<v1::SourceReply> SourceSideSession::Next() {
   v1::SourceReply reply;
   if (broken_.load()) return absl::UnavailableError("the source-side session has ended");
-  if (!stream_->rpc->Read(&reply)) return Broken("the connection was lost", /*call_ended=*/true);
+  if (!stream_->rpc->Read(&reply)) return Broken(Lost(), /*call_ended=*/true);
   return reply;
 }
 
 absl::StatusOr<v1::SourceReply> SourceSideSession::Call(const v1::SourceRequest& request) {
   if (broken_.load()) return absl::UnavailableError("the source-side session has ended");
   if (in_copy_out_) return absl::FailedPreconditionError("a COPY OUT is in progress");
-  if (!stream_->rpc->Write(request)) return Broken("the connection was lost", /*call_ended=*/true);
+  if (!stream_->rpc->Write(request)) return Broken(Lost(), /*call_ended=*/true);
   absl::StatusOr<v1::SourceReply> reply = Next();
   if (!reply.ok()) return reply.status();
   if (reply->has_error()) return ErrorOf(*reply);
@@ -140,7 +146,7 @@ absl::Status SourceSideSession::StartCopyOut(absl::string_view copy_out_sql) {
   if (in_copy_out_) return absl::FailedPreconditionError("a COPY OUT is in progress");
   v1::SourceRequest request;
   request.set_copy_out(std::string(copy_out_sql));
-  if (!stream_->rpc->Write(request)) return Broken("the connection was lost", /*call_ended=*/true);
+  if (!stream_->rpc->Write(request)) return Broken(Lost(), /*call_ended=*/true);
   in_copy_out_ = true;
   return absl::OkStatus();
 }
@@ -232,6 +238,7 @@ absl::StatusOr<std::unique_ptr<SourceSideSession>> SourceSideConnector::Open(
   *request.mutable_open() = open;
   absl::StatusOr<v1::SourceReply> opened = session->Call(request);
   if (!opened.ok()) return opened.status();
+  session->opened_ = true;
   return session;
 }
 

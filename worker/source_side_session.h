@@ -53,6 +53,8 @@ class SourceSideSession : public pg::Queryable {
   absl::StatusOr<v1::SourceReply> Call(const v1::SourceRequest& request);
   // Reads the next reply; an error when the stream broke.
   absl::StatusOr<v1::SourceReply> Next();
+  // What a broken stream means now: the link lost, or no session to begin with.
+  absl::string_view Lost() const;
   // The stream broke (`call_ended`: Read or Write said so) or went wrong: ends it; the error
   // says whether the source-side worker is lost (SourceSideLost) or refused the session.
   absl::Status Broken(absl::string_view what, bool call_ended);
@@ -65,6 +67,7 @@ class SourceSideSession : public pg::Queryable {
   BlockDecompressor decompressor_;
   std::atomic<bool> broken_{false};
   std::atomic<bool> lost_{false};
+  bool opened_ = false;  // the source-side worker answered the open
   bool in_copy_out_ = false;
   int64_t link_bytes_ = 0;
   int64_t raw_bytes_ = 0;

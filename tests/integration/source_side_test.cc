@@ -313,12 +313,17 @@ TEST_F(SourceSideTest, MutualTlsOnTheLinkAndACopyWithTlsEverywhere) {
   EXPECT_TRUE(
       open({.ca = certs + "/ca.pem", .cert = certs + "/client.pem", .key = certs + "/client.key"})
           .ok());
-  EXPECT_FALSE(open({}).ok());                                                // plaintext
-  EXPECT_FALSE(open({.ca = certs + "/ca.pem", .cert = "", .key = ""}).ok());  // no client cert
-  EXPECT_FALSE(open({.ca = certs + "/other-ca.pem",  // a server it does not trust
-                     .cert = certs + "/client.pem",
-                     .key = certs + "/client.key"})
-                   .ok());
+  for (const TlsFiles& wrong : {
+           TlsFiles{},                                                // plaintext
+           TlsFiles{.ca = certs + "/ca.pem", .cert = "", .key = ""},  // no client certificate
+           TlsFiles{.ca = certs + "/other-ca.pem",                    // a server it does not trust
+                    .cert = certs + "/client.pem",
+           .key = certs + "/client.key"},
+       }) {
+    const absl::Status status = open(wrong);
+    EXPECT_FALSE(status.ok());
+    EXPECT_TRUE(absl::StrContains(status.message(), "do both sides agree on TLS")) << status;
+  }
   EXPECT_EQ((*server)->sessions(), 0);
   server->reset();
 
