@@ -101,6 +101,60 @@ class SourceSideTest : public BackfillTest {
              client_tls_),
         Log(name), Env());
   }
+  // Source-side workers s1 and s2, one target-side worker, and a copy slow enough (the
+  // link's bytes, compressed, at 32 KiB/s) that a chunk is mid-copy for seconds: returns once
+  // the one target-side worker's latest lease, the chunk in progress, reads through s1 and
+  // streams into the target.
+  struct SlowCopy {
+    std::string address;
+    std::unique_ptr<BackgroundProcess> coordinator, s1, s2, target_side, copy;
+  };
+  void StartSlowCopyThroughS1(SlowCopy* run) {
+    CreateSource();
+    run->address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
+    run->coordinator = StartCoordinator(run->address);
+    run->s1 = StartSourceSide(run->address, "s1");
+    run->s2 = StartSourceSide(run->address, "s2");
+    run->target_side = StartTargetSide(run->address, "t1");
+    ProcessResult staged = CtlAt(run->address, "stage", {"--until", "2024-01-09T12:00:00Z"});
+    ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
+    run->copy = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{BinPath("backfillctl"), "copy", "--coordinator", run->address,
+                                 "--source", SourceDsn(), "--target", TargetDsn(), "--max-rate",
+                                 "32k"},
+        Log("copy"), Env());
+    ASSERT_TRUE(WaitFor([&] {
+      const std::string log = ReadFile(run->coordinator->log_path());
+      const size_t last = log.rfind("leased chunk ");
+      if (last == std::string::npos) return false;
+      const std::string lease = log.substr(last, log.find('\n', last) - last);
+      return absl::StrContains(lease, "reading through source-side worker s1#") &&
+             TargetValue(
+                 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+                 "query LIKE 'COPY %FROM STDIN%'") != "0";
+    })) << ReadFile(run->coordinator->log_path());
+  }
+
+  // A source-side worker's service in this process, reading the source.
+  std::unique_ptr<SourceSideServer> ServeInProcess(const TlsFiles& tls = {}) {
+    absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
+        "127.0.0.1:0", kToken, tls, SourceSideOptions{.source = SourceDsn()});
+    EXPECT_TRUE(server.ok()) << server.status();
+    return server.ok() ? *std::move(server) : nullptr;
+  }
+  // A session through `server` as task 1's target-side worker would open it.
+  static absl::StatusOr<std::unique_ptr<SourceSideSession>> OpenThrough(
+      const SourceSideServer& server, const TlsFiles& tls = {}) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = ClientCredentials(tls);
+    if (!credentials.ok()) return credentials.status();
+    SourceSideConnector connector(kToken, *credentials);
+    v1::SourceOpen open;
+    open.set_task_id(1);
+    open.set_lease_epoch(1);
+    open.set_worker_id("t1");
+    return connector.Open(absl::StrCat("127.0.0.1:", server.port()), open, nullptr);
+  }
+
   ProcessResult CtlAt(const std::string& coordinator, const std::string& command,
                       std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {command,     "--coordinator", coordinator, "--source",
@@ -186,18 +240,9 @@ TEST_F(SourceSideTest, CopiesAndVerifiesEveryChunkThroughASourceSideWorkerExactl
 // superuser, so only the source-side worker stands in the way.
 TEST_F(SourceSideTest, ThroughASourceSideWorkerTheOtherWorkersReadAndNothingMore) {
   ExecSource("CREATE TABLE public.guard (v int); INSERT INTO public.guard VALUES (1), (2)");
-  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
-      "127.0.0.1:0", kToken, TlsFiles{}, SourceSideOptions{.source = SourceDsn()});
-  ASSERT_TRUE(server.ok()) << server.status();
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> plain = ClientCredentials(TlsFiles{});
-  ASSERT_TRUE(plain.ok());
-  SourceSideConnector connector(kToken, *plain);
-  v1::SourceOpen open;
-  open.set_task_id(1);
-  open.set_lease_epoch(1);
-  open.set_worker_id("t1");
-  absl::StatusOr<std::unique_ptr<SourceSideSession>> opened =
-      connector.Open(absl::StrCat("127.0.0.1:", (*server)->port()), open, nullptr);
+  std::unique_ptr<SourceSideServer> server = ServeInProcess();
+  ASSERT_NE(server, nullptr);
+  absl::StatusOr<std::unique_ptr<SourceSideSession>> opened = OpenThrough(*server);
   ASSERT_TRUE(opened.ok()) << opened.status();
   pg::Queryable& session = **opened;
   const auto refused = [](const absl::Status& status) {
@@ -292,21 +337,10 @@ TEST_F(SourceSideTest, MutualTlsOnTheLinkAndACopyWithTlsEverywhere) {
   if (HasFatalFailure()) return;
   const TlsFiles server_files{
       .ca = certs + "/ca.pem", .cert = certs + "/server.pem", .key = certs + "/server.key"};
-  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
-      "127.0.0.1:0", kToken, server_files, SourceSideOptions{.source = SourceDsn()});
-  ASSERT_TRUE(server.ok()) << server.status();
-  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  std::unique_ptr<SourceSideServer> server = ServeInProcess(server_files);
+  ASSERT_NE(server, nullptr);
   const auto open = [&](const TlsFiles& files) -> absl::Status {
-    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-        ClientCredentials(files);
-    if (!credentials.ok()) return credentials.status();
-    SourceSideConnector connector(kToken, *credentials);
-    v1::SourceOpen request;
-    request.set_task_id(1);
-    request.set_lease_epoch(1);
-    request.set_worker_id("t1");
-    absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
-        connector.Open(address, request, nullptr);
+    absl::StatusOr<std::unique_ptr<SourceSideSession>> session = OpenThrough(*server, files);
     if (!session.ok()) return session.status();
     return (*session)->Exec("SELECT 1").status();
   };
@@ -324,8 +358,8 @@ TEST_F(SourceSideTest, MutualTlsOnTheLinkAndACopyWithTlsEverywhere) {
     EXPECT_FALSE(status.ok());
     EXPECT_TRUE(absl::StrContains(status.message(), "do both sides agree on TLS")) << status;
   }
-  EXPECT_EQ((*server)->sessions(), 0);
-  server->reset();
+  EXPECT_EQ(server->sessions(), 0);
+  server.reset();
 
   coordinator_tls_ = {"--tls-cert",          certs + "/server.pem", "--tls-key",
                       certs + "/server.key", "--tls-client-ca",     certs + "/ca.pem"};
@@ -377,18 +411,9 @@ TEST_F(SourceSideTest, ASourceSideWorkerReadingAnotherDatabaseIsPairedWithNothin
 // its call: the source-side worker cancels the statement on the source at once, rather
 // than letting it run for no one.
 TEST_F(SourceSideTest, ACancelledCallCancelsItsStatementOnTheSource) {
-  absl::StatusOr<std::unique_ptr<SourceSideServer>> server = SourceSideServer::Start(
-      "127.0.0.1:0", kToken, TlsFiles{}, SourceSideOptions{.source = SourceDsn()});
-  ASSERT_TRUE(server.ok()) << server.status();
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> plain = ClientCredentials(TlsFiles{});
-  ASSERT_TRUE(plain.ok());
-  SourceSideConnector connector(kToken, *plain);
-  v1::SourceOpen open;
-  open.set_task_id(1);
-  open.set_lease_epoch(1);
-  open.set_worker_id("t1");
-  absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
-      connector.Open(absl::StrCat("127.0.0.1:", (*server)->port()), open, nullptr);
+  std::unique_ptr<SourceSideServer> server = ServeInProcess();
+  ASSERT_NE(server, nullptr);
+  absl::StatusOr<std::unique_ptr<SourceSideSession>> session = OpenThrough(*server);
   ASSERT_TRUE(session.ok()) << session.status();
   const std::string sleeping =
       "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
@@ -401,7 +426,7 @@ TEST_F(SourceSideTest, ACancelledCallCancelsItsStatementOnTheSource) {
   EXPECT_FALSE(slept.ok());
   EXPECT_TRUE(WaitFor([&] { return SourceValue(sleeping) == "0"; }, 10));
   session->reset();
-  EXPECT_TRUE(WaitFor([&] { return (*server)->sessions() == 0; }, 10));
+  EXPECT_TRUE(WaitFor([&] { return server->sessions() == 0; }, 10));
 }
 
 TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired) {
@@ -437,85 +462,46 @@ TEST_F(SourceSideTest, ASourceSideWorkerWithAnotherTokenIsRefusedAndNeverPaired)
 // the coordinator hears at once that it is stopping and pairs nothing more with it, and it
 // exits once the session ends. No attempt fails.
 TEST_F(SourceSideTest, AStoppedSourceSideWorkerFinishesItsSessionAndIsPairedWithNothingMore) {
-  CreateSource();
-  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
-  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
-  std::unique_ptr<BackgroundProcess> s1 = StartSourceSide(address, "s1");
-  std::unique_ptr<BackgroundProcess> s2 = StartSourceSide(address, "s2");
-  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
-  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
-  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
-  BackgroundProcess copy({BinPath("backfillctl"), "copy", "--coordinator", address, "--source",
-                          SourceDsn(), "--target", TargetDsn(), "--max-rate", "32k"},
-                         Log("copy"), Env());
+  SlowCopy run;
+  StartSlowCopyThroughS1(&run);
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(run.s1->Signal(SIGTERM));
   ASSERT_TRUE(WaitFor([&] {
-    const std::string log = ReadFile(coordinator->log_path());
-    const size_t last = log.rfind("leased chunk ");
-    if (last == std::string::npos) return false;
-    const std::string lease = log.substr(last, log.find('\n', last) - last);
-    return absl::StrContains(lease, "reading through source-side worker s1#") &&
-           TargetValue(
-               "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
-               "query LIKE 'COPY %FROM STDIN%'") != "0";
-  })) << ReadFile(coordinator->log_path());
-  ASSERT_TRUE(s1->Signal(SIGTERM));
-  ASSERT_TRUE(WaitFor([&] {
-    return absl::StrContains(ReadFile(coordinator->log_path()), "is stopping; no more leases");
-  })) << ReadFile(coordinator->log_path());
-  const size_t stopped_at = ReadFile(coordinator->log_path()).size();
-  std::optional<int> s1_code = s1->WaitFor(120000);
-  ASSERT_TRUE(s1_code.has_value()) << ReadFile(s1->log_path());
-  EXPECT_EQ(*s1_code, 0) << ReadFile(s1->log_path());
-  std::optional<int> code = copy.WaitFor(240000);
-  ASSERT_TRUE(code.has_value()) << ReadFile(copy.log_path());
-  ASSERT_EQ(*code, 0) << ReadFile(copy.log_path()) << ReadFile(target_side->log_path());
+    return absl::StrContains(ReadFile(run.coordinator->log_path()), "is stopping; no more leases");
+  })) << ReadFile(run.coordinator->log_path());
+  const size_t stopped_at = ReadFile(run.coordinator->log_path()).size();
+  std::optional<int> s1_code = run.s1->WaitFor(120000);
+  ASSERT_TRUE(s1_code.has_value()) << ReadFile(run.s1->log_path());
+  EXPECT_EQ(*s1_code, 0) << ReadFile(run.s1->log_path());
+  std::optional<int> code = run.copy->WaitFor(240000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(run.copy->log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(run.copy->log_path()) << ReadFile(run.target_side->log_path());
   EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
   EXPECT_EQ(TargetValue("SELECT count(*) FROM __backfill.task WHERE attempts > 0"), "0")
-      << ReadFile(target_side->log_path());
-  const std::string after = ReadFile(coordinator->log_path()).substr(stopped_at);
+      << ReadFile(run.target_side->log_path());
+  const std::string after = ReadFile(run.coordinator->log_path()).substr(stopped_at);
   EXPECT_FALSE(absl::StrContains(after, "worker s1#")) << after;
   EXPECT_TRUE(absl::StrContains(after, "reading through source-side worker s2#")) << after;
 }
 
 TEST_F(SourceSideTest, AKilledSourceSideWorkerIsPairedWithNothingMoreAndTheCopyGoesOn) {
-  CreateSource();
-  const std::string address = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
-  std::unique_ptr<BackgroundProcess> coordinator = StartCoordinator(address);
-  std::unique_ptr<BackgroundProcess> s1 = StartSourceSide(address, "s1");
-  std::unique_ptr<BackgroundProcess> s2 = StartSourceSide(address, "s2");
-  std::unique_ptr<BackgroundProcess> target_side = StartTargetSide(address, "t1");
-  ProcessResult staged = CtlAt(address, "stage", {"--until", "2024-01-09T12:00:00Z"});
-  ASSERT_EQ(staged.exit_code, 0) << staged.out << staged.err;
-  // Slow enough (the link's bytes, compressed, at 32 KiB/s) that a chunk is mid-copy for
-  // seconds.
-  BackgroundProcess copy({BinPath("backfillctl"), "copy", "--coordinator", address, "--source",
-                          SourceDsn(), "--target", TargetDsn(), "--max-rate", "32k"},
-                         Log("copy"), Env());
-  // Kill s1 while a copy reading through it streams into the target: the one target-side
-  // worker's latest lease is the chunk in progress. Its lease may be granted again before the
-  // coordinator has missed s1's heartbeats, through s1: that attempt fails too.
-  ASSERT_TRUE(WaitFor([&] {
-    const std::string log = ReadFile(coordinator->log_path());
-    const size_t last = log.rfind("leased chunk ");
-    if (last == std::string::npos) return false;
-    const std::string lease = log.substr(last, log.find('\n', last) - last);
-    return absl::StrContains(lease, "reading through source-side worker s1#") &&
-           TargetValue(
-               "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
-               "query LIKE 'COPY %FROM STDIN%'") != "0";
-  })) << ReadFile(coordinator->log_path());
-  const size_t killed_at = ReadFile(coordinator->log_path()).size();
-  ASSERT_TRUE(s1->Signal(SIGKILL));
-  s1->Wait();
-  std::optional<int> code = copy.WaitFor(240000);
-  ASSERT_TRUE(code.has_value()) << ReadFile(copy.log_path());
-  ASSERT_EQ(*code, 0) << ReadFile(copy.log_path()) << ReadFile(target_side->log_path());
+  // Kill s1 mid-chunk. Its lease may be granted again before the coordinator has missed
+  // s1's heartbeats, through s1: that attempt fails too.
+  SlowCopy run;
+  StartSlowCopyThroughS1(&run);
+  if (HasFatalFailure()) return;
+  const size_t killed_at = ReadFile(run.coordinator->log_path()).size();
+  ASSERT_TRUE(run.s1->Signal(SIGKILL));
+  run.s1->Wait();
+  std::optional<int> code = run.copy->WaitFor(240000);
+  ASSERT_TRUE(code.has_value()) << ReadFile(run.copy->log_path());
+  ASSERT_EQ(*code, 0) << ReadFile(run.copy->log_path()) << ReadFile(run.target_side->log_path());
   EXPECT_EQ(TargetDigest(kBelow), SourceDigest(kBelow));
   // Whether the kill cut the chunk short depends on how much of it the buffers on the way held
   // already (loopback has no slow link; wan_test.cc kills one mid-chunk across one). Either
   // way: at most the one lease granted before the coordinator knew (its open fails; the lost
   // report or the missed heartbeats end s1's pairing), then s2 alone.
-  const std::string after = ReadFile(coordinator->log_path()).substr(killed_at);
+  const std::string after = ReadFile(run.coordinator->log_path()).substr(killed_at);
   size_t through_s1 = 0;
   for (size_t at = after.find("worker s1#"); at != std::string::npos;
        at = after.find("worker s1#", at + 1)) {
@@ -526,7 +512,7 @@ TEST_F(SourceSideTest, AKilledSourceSideWorkerIsPairedWithNothingMoreAndTheCopyG
   ASSERT_NE(last, std::string::npos) << after;
   EXPECT_TRUE(absl::StartsWith(after.substr(last), "reading through source-side worker s2#"))
       << after;
-  ProcessResult verified = CtlAt(address, "verify");
+  ProcessResult verified = CtlAt(run.address, "verify");
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
 
