@@ -42,11 +42,16 @@ cp docker-compose.yml "$tmp/compose/"
 echo "docker-compose.yml renders"
 
 echo "== Kubernetes schema"
+# Two kustomizations: the target side's, and the source-side worker's (another cluster).
 if command -v kubectl >/dev/null; then
-  kubectl kustomize deploy/kubernetes >"$tmp/kubernetes.yml"
+  {
+    kubectl kustomize deploy/kubernetes
+    echo "---"
+    kubectl kustomize deploy/kubernetes/source-side
+  } >"$tmp/kubernetes.yml"
 else
   echo "*** kubectl is not installed: validating deploy/kubernetes's files as they are, not rendered by kustomize ***"
-  for file in deploy/kubernetes/*.yaml; do
+  for file in deploy/kubernetes/*.yaml deploy/kubernetes/source-side/*.yaml; do
     [ "$(basename "$file")" = kustomization.yaml ] && continue
     cat "$file"
     echo "---"
