@@ -180,9 +180,10 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   if (source_side.has_value()) {
     *response.mutable_source_side() = *std::move(source_side);
   } else if (source_sides_.Known() > 0) {
-    LOG(WARNING) << "no source-side worker can take it now (silent, stopping, lost by a lease "
-                    "or reading another database): worker "
-                 << request.worker_id() << " reads the source itself";
+    // Once a minute at most: every lease would say it while none can.
+    LOG_EVERY_T(WARNING, 60) << "no source-side worker can take leases now (silent, stopping, "
+                                "lost by a lease or reading another database): worker "
+                             << request.worker_id() << " reads the source itself";
   }
   metrics_.source_side_workers.Set(source_sides_.Live());
   const std::string chunk = DisplayName(task.source_chunk_schema(), task.source_chunk_name());
