@@ -96,8 +96,19 @@ absl::Status PgTaskExecutor::ConnectSourceSide(const v1::LeaseTaskResponse& leas
   absl::StatusOr<std::unique_ptr<SourceSideSession>> session =
       options_.source_side->Open(lease.source_side().address(), open, nullptr);
   if (!session.ok()) return session.status();
-  // Each task's session is new on the source side: its version is checked every time.
-  if (absl::Status s = CheckVersions(**session, *target_); !s.ok()) return s;
+  // Each task's session is new on the source side: its version is checked every time, as
+  // the source-side worker read it at the open (next to the source, no round trip more).
+  absl::StatusOr<TimescaleVersion> source_version =
+      ParseTimescaleVersion((*session)->timescaledb_version());
+  if (!source_version.ok()) return source_version.status();
+  if (absl::Status s = CheckSupportedVersion((*session)->role(), *source_version); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Catalog> target_catalog = Catalog::Load(*target_);
+  if (!target_catalog.ok()) return target_catalog.status();
+  if (absl::Status s = CheckSameVersion(*source_version, target_catalog->version()); !s.ok()) {
+    return s;
+  }
   absl::MutexLock lock(&source_side_mu_);
   source_side_ = *std::move(session);
   return absl::OkStatus();
@@ -135,10 +146,9 @@ void PgTaskExecutor::Run(const v1::LeaseTaskResponse& lease, RateLimiter* limite
     Copy(lease, source, side != nullptr ? nullptr : limiter, report);
   }
   if (side == nullptr) return;
-  if (side->raw_bytes() > 0) {
-    VLOG(1) << "task " << lease.task().task_id() << ": " << side->link_bytes()
-            << " bytes crossed the link for " << side->raw_bytes() << " bytes of COPY data";
-  }
+  VLOG(1) << "task " << lease.task().task_id() << ": " << side->round_trips() << " round trips; "
+          << side->link_bytes() << " bytes crossed the link for " << side->raw_bytes()
+          << " bytes of COPY data";
   std::unique_ptr<SourceSideSession> ended;
   {
     absl::MutexLock lock(&source_side_mu_);

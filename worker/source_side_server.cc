@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backfill.grpc.pb.h"
 #include "common/block_codec.h"
+#include "common/catalog.h"
 #include "common/pg.h"
 #include "proto/authorize.h"
 #include "proto/keepalive.h"
@@ -180,6 +181,16 @@ class SourceServiceImpl final : public v1::SourceService::Service {
         conn = s;
       }
     }
+    // The version check every task's session makes, here next to the source.
+    std::string version;
+    if (conn.ok()) {
+      absl::StatusOr<Catalog> catalog = Catalog::Load(**conn);
+      if (catalog.ok()) {
+        version = catalog->version().text;
+      } else {
+        conn = catalog.status();
+      }
+    }
     if (!conn.ok()) {
       LOG(WARNING) << "cannot open a source session for " << what << ": "
                    << conn.status().message();
@@ -195,10 +206,13 @@ class SourceServiceImpl final : public v1::SourceService::Service {
     };
     VLOG(1) << "source session for " << what;
     reply.set_done(true);
+    reply.set_timescaledb_version(version);
     if (!stream->Write(reply)) return grpc::Status::CANCELLED;
     BlockCompressor compressor(options_.compression_level);
     int64_t raw_total = 0, sent_total = 0;
+    int requests = 0;
     while (stream->Read(&request)) {
+      ++requests;
       reply.Clear();
       absl::Status status;
       bool gone = false;
@@ -244,10 +258,10 @@ class SourceServiceImpl final : public v1::SourceService::Service {
       }
       if (!stream->Write(reply)) return grpc::Status::CANCELLED;
     }
-    if (raw_total > 0) {
-      VLOG(1) << what << ": sent " << sent_total << " bytes for " << raw_total
-              << " bytes of COPY data";
-    }
+    // Each request is a round trip across the link: their number is what a far source costs
+    // a chunk besides its bytes.
+    VLOG(1) << what << ": " << requests << " requests; sent " << sent_total << " bytes for "
+            << raw_total << " bytes of COPY data";
     return grpc::Status::OK;
   }
 

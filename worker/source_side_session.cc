@@ -43,13 +43,10 @@ SourceSideSession::SourceSideSession(std::unique_ptr<Stream> stream, std::string
 
 SourceSideSession::~SourceSideSession() {
   if (stream_->status.has_value()) return;
-  if (!broken_.load() && !in_copy_out_) {
-    // The session ends with the stream: the source-side worker rolls back and disconnects.
-    stream_->rpc->WritesDone();
-  } else {
-    // Mid-COPY or broken: the source-side worker may be blocked writing; end the call.
-    stream_->context.TryCancel();
-  }
+  // The session ends with the stream, however it ends: the source-side worker rolls back and
+  // disconnects. Cancelling ends the call at once, where half-closing it would wait a round
+  // trip for the source-side worker's status (and for answers not read, or a COPY in flight).
+  stream_->context.TryCancel();
   (void)stream_->Finish();
 }
 
@@ -105,12 +102,31 @@ absl::StatusOr<v1::SourceReply> SourceSideSession::Next() {
   return reply;
 }
 
+absl::Status SourceSideSession::Drain() {
+  absl::Status first;
+  for (; pending_ > 0; --pending_) {
+    absl::StatusOr<v1::SourceReply> reply = Next();
+    if (!reply.ok()) return reply.status();
+    if (reply->has_error()) {
+      if (first.ok()) first = ErrorOf(*reply);
+    } else if (!reply->done()) {
+      return Broken("an answer out of order", /*call_ended=*/false);
+    }
+  }
+  return first;
+}
+
 absl::StatusOr<v1::SourceReply> SourceSideSession::Call(const v1::SourceRequest& request) {
   if (broken_.load()) return absl::UnavailableError("the source-side session has ended");
   if (in_copy_out_) return absl::FailedPreconditionError("a COPY OUT is in progress");
   if (!stream_->rpc->Write(request)) return Broken(Lost(), /*call_ended=*/true);
+  ++round_trips_;
+  const absl::Status before = Drain();
+  if (!ok()) return before;
   absl::StatusOr<v1::SourceReply> reply = Next();
   if (!reply.ok()) return reply.status();
+  // A script before it failed (its transaction did not begin): that comes first.
+  if (!before.ok()) return before;
   if (reply->has_error()) return ErrorOf(*reply);
   if (!reply->done()) return Broken("an answer out of order", /*call_ended=*/false);
   return reply;
@@ -136,9 +152,13 @@ absl::StatusOr<pg::Result> SourceSideSession::ExecParams(absl::string_view sql,
 }
 
 absl::Status SourceSideSession::ExecScript(absl::string_view sql) {
+  if (broken_.load()) return absl::UnavailableError("the source-side session has ended");
+  if (in_copy_out_) return absl::FailedPreconditionError("a COPY OUT is in progress");
   v1::SourceRequest request;
   request.set_script(std::string(sql));
-  return Call(request).status();
+  if (!stream_->rpc->Write(request)) return Broken(Lost(), /*call_ended=*/true);
+  ++pending_;
+  return absl::OkStatus();
 }
 
 absl::Status SourceSideSession::StartCopyOut(absl::string_view copy_out_sql) {
@@ -147,6 +167,12 @@ absl::Status SourceSideSession::StartCopyOut(absl::string_view copy_out_sql) {
   v1::SourceRequest request;
   request.set_copy_out(std::string(copy_out_sql));
   if (!stream_->rpc->Write(request)) return Broken(Lost(), /*call_ended=*/true);
+  ++round_trips_;
+  if (absl::Status before = Drain(); !before.ok()) {
+    // The COPY's data may follow: end the call rather than read it.
+    if (ok()) Cancel();
+    return before;
+  }
   in_copy_out_ = true;
   return absl::OkStatus();
 }
@@ -239,6 +265,7 @@ absl::StatusOr<std::unique_ptr<SourceSideSession>> SourceSideConnector::Open(
   absl::StatusOr<v1::SourceReply> opened = session->Call(request);
   if (!opened.ok()) return opened.status();
   session->opened_ = true;
+  session->timescaledb_version_ = opened->timescaledb_version();
   return session;
 }
 

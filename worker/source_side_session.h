@@ -28,6 +28,9 @@ class SourceSideSession : public pg::Queryable {
 
   absl::StatusOr<pg::Result> ExecParams(absl::string_view sql,
                                         const std::vector<pg::Param>& params) override;
+  // Sent without waiting for its answer (transaction control: BEGIN, ROLLBACK), which is read
+  // with the next request's: a round trip across the link saved each time. A failure is
+  // returned by that next call; one with no next call is lost with the session.
   absl::Status ExecScript(absl::string_view sql) override;
   absl::Status StartCopyOut(absl::string_view copy_out_sql) override;
   absl::StatusOr<bool> ReadCopyOut(std::string* data, size_t at_least) override;
@@ -44,6 +47,10 @@ class SourceSideSession : public pg::Queryable {
   void set_limiter(RateLimiter* limiter) { limiter_ = limiter; }
   int64_t link_bytes() const { return link_bytes_; }  // COPY data as it crossed the link
   int64_t raw_bytes() const { return raw_bytes_; }    // the same, decompressed
+  // Times this session waited for an answer across the link, the open included.
+  int round_trips() const { return round_trips_; }
+  // The source's TimescaleDB version, as the source-side worker read it at the open.
+  const std::string& timescaledb_version() const { return timescaledb_version_; }
 
  private:
   friend class SourceSideConnector;
@@ -53,6 +60,9 @@ class SourceSideSession : public pg::Queryable {
   absl::StatusOr<v1::SourceReply> Call(const v1::SourceRequest& request);
   // Reads the next reply; an error when the stream broke.
   absl::StatusOr<v1::SourceReply> Next();
+  // Reads the answers of the scripts sent before (ExecScript), after the request that follows
+  // them was sent; the first failure among them.
+  absl::Status Drain();
   // What a broken stream means now: the link lost, or no session to begin with.
   absl::string_view Lost() const;
   // The stream broke (`call_ended`: Read or Write said so) or went wrong: ends it; the error
@@ -71,6 +81,9 @@ class SourceSideSession : public pg::Queryable {
   bool in_copy_out_ = false;
   int64_t link_bytes_ = 0;
   int64_t raw_bytes_ = 0;
+  int pending_ = 0;  // scripts sent whose answers are not read yet
+  int round_trips_ = 0;
+  std::string timescaledb_version_;
 };
 
 // Whether `status` says a source-side worker could not be reached or went away (as opposed to
