@@ -98,6 +98,12 @@ absl::Status PgTaskExecutor::ConnectSourceSide(const v1::LeaseTaskResponse& leas
   if (!session.ok()) return session.status();
   // Each task's session is new on the source side: its version is checked every time, as
   // the source-side worker read it at the open (next to the source, no round trip more).
+  if ((*session)->timescaledb_version().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the source-side worker at ", lease.source_side().address(),
+                     " runs another release of backfill-worker: run the same release on both "
+                     "sides"));
+  }
   absl::StatusOr<TimescaleVersion> source_version =
       ParseTimescaleVersion((*session)->timescaledb_version());
   if (!source_version.ok()) return source_version.status();

@@ -30,7 +30,8 @@ std::string FirstWord(absl::string_view sql) {
     if (absl::ascii_isspace(static_cast<unsigned char>(sql[i]))) {
       ++i;
     } else if (absl::StartsWith(sql.substr(i), "--")) {
-      const size_t end = sql.find('\n', i);
+      // PostgreSQL's lexer ends it at either (scan.l: newline [\n\r]).
+      const size_t end = sql.find_first_of("\n\r", i);
       i = end == absl::string_view::npos ? sql.size() : end + 1;
     } else if (absl::StartsWith(sql.substr(i), "/*")) {
       // Comments nest in PostgreSQL.
@@ -156,9 +157,11 @@ absl::StatusOr<SourceCopy> CheckSourceCopy(absl::string_view copy_out_sql) {
       format = candidate;
     }
   }
-  if (format.empty() || !absl::StartsWithIgnoreCase(s, "COPY ")) return Refused("COPY", s);
-  absl::string_view what =
-      s.substr(5, s.size() - 5 - (sizeof(" TO STDOUT (FORMAT )") - 1) - format.size());
+  const size_t suffix = sizeof(" TO STDOUT (FORMAT )") - 1 + format.size();
+  if (format.empty() || !absl::StartsWithIgnoreCase(s, "COPY ") || s.size() < 5 + suffix) {
+    return Refused("COPY", s);
+  }
+  absl::string_view what = s.substr(5, s.size() - 5 - suffix);
   what = absl::StripAsciiWhitespace(what);
   SourceCopy copy;
   if (absl::StartsWith(what, "(") && absl::EndsWith(what, ")")) {

@@ -30,7 +30,10 @@ TEST(SourceGuardTest, StatementsAreQueries) {
   for (const char* refused :
        {"INSERT INTO t VALUES (1)", "SET TRANSACTION READ WRITE", "RESET ALL", "COPY t TO '/tmp/t'",
         "DELETE FROM t", "CALL p()", "DO $$ BEGIN END $$", "/* SELECT */ DROP TABLE t", "SELECT1",
-        "select$x", "", "-- SELECT 1", "/* never closed SELECT 1", "BEGIN READ WRITE"}) {
+        "select$x", "", "-- SELECT 1", "/* never closed SELECT 1", "BEGIN READ WRITE",
+        // A carriage return ends a -- comment in PostgreSQL, as a newline does.
+        "--\rSET TRANSACTION READ WRITE /*\nSELECT */",
+        "--\rCOPY t TO PROGRAM 'true' /*\nSELECT */"}) {
     EXPECT_EQ(CheckSourceQuery(refused).code(), absl::StatusCode::kInvalidArgument) << refused;
   }
 }
@@ -66,6 +69,8 @@ TEST(SourceGuardTest, CopiesGoToStdoutRebuiltFromTheirParts) {
            "COPY \"t (a) TO STDOUT (FORMAT binary)",
            "SELECT 1 TO STDOUT (FORMAT binary)",
            "COPY t (a) TO STDOUT (FORMAT csv)",
+           "COPY TO STDOUT (FORMAT text)",
+           "COPY (--\rDELETE FROM t RETURNING a /*\nSELECT 1 */) TO STDOUT (FORMAT text)",
        }) {
     EXPECT_EQ(CheckSourceCopy(refused).status().code(), absl::StatusCode::kInvalidArgument)
         << refused;

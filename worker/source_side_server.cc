@@ -123,8 +123,11 @@ class CancelWatch {
     absl::MutexLock lock(&mu_);
     watched_[context] = conn;
   }
+  // Once it returns, the connection is no longer touched.
   void Remove(grpc::ServerContext* context) {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](bool* cancelling) { return !*cancelling; }, &cancelling_));
     watched_.erase(context);
   }
 
@@ -132,19 +135,26 @@ class CancelWatch {
   void Run() {
     absl::MutexLock lock(&mu_);
     while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(100))) {
-      for (auto it = watched_.begin(); it != watched_.end();) {
-        if (it->first->IsCancelled()) {
-          it->second->Cancel();  // PQcancel: safe from any thread
-          watched_.erase(it++);
-        } else {
-          ++it;
-        }
+      // Again at every tick until the stream's thread is done with it: a cancel that lands
+      // between two statements is lost, the next one would run on.
+      std::vector<pg::Connection*> gone;
+      for (const auto& [context, conn] : watched_) {
+        if (context->IsCancelled()) gone.push_back(conn);
       }
+      if (gone.empty()) continue;
+      // PQcancel connects to the server and may wait: not under the lock, which session
+      // opens and ends take; Remove waits for it instead.
+      cancelling_ = true;
+      mu_.Unlock();
+      for (pg::Connection* conn : gone) conn->Cancel();  // PQcancel: safe from any thread
+      mu_.Lock();
+      cancelling_ = false;
     }
   }
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<grpc::ServerContext*, pg::Connection*> watched_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
@@ -220,6 +230,9 @@ class SourceServiceImpl final : public v1::SourceService::Service {
         case v1::SourceRequest::kScript:
           status = CheckSourceScript(request.script());
           if (status.ok()) status = (*conn)->ExecScript(request.script());
+          // A transaction it began takes its snapshot at once: from then on PostgreSQL
+          // refuses to make it read-write, whatever a later statement turns out to be.
+          if (status.ok() && (*conn)->in_transaction()) status = (*conn)->ExecScript("SELECT 1");
           break;
         case v1::SourceRequest::kSql:
           status = CheckSourceQuery(request.sql());

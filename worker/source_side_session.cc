@@ -122,7 +122,10 @@ absl::StatusOr<v1::SourceReply> SourceSideSession::Call(const v1::SourceRequest&
   if (!stream_->rpc->Write(request)) return Broken(Lost(), /*call_ended=*/true);
   ++round_trips_;
   const absl::Status before = Drain();
-  if (!ok()) return before;
+  // Broken while draining, or cancelled from another thread meanwhile.
+  if (!ok()) {
+    return before.ok() ? absl::UnavailableError("the source-side session has ended") : before;
+  }
   absl::StatusOr<v1::SourceReply> reply = Next();
   if (!reply.ok()) return reply.status();
   // A script before it failed (its transaction did not begin): that comes first.

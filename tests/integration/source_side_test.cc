@@ -301,6 +301,8 @@ TEST_F(SourceSideTest, ThroughASourceSideWorkerTheOtherWorkersReadAndNothingMore
   // Refused before the source sees it: the transaction goes on.
   EXPECT_TRUE(refused(session.Exec("SET TRANSACTION READ WRITE").status()));
   EXPECT_TRUE(refused(session.Exec("INSERT INTO public.guard VALUES (3)").status()));
+  // A carriage return ends a -- comment for PostgreSQL: what follows is no comment.
+  EXPECT_TRUE(refused(session.Exec("--\rSET TRANSACTION READ WRITE /*\nSELECT */").status()));
   EXPECT_TRUE(script_refused("COMMIT; INSERT INTO public.guard VALUES (3)"));
   ASSERT_TRUE(session.ExecScript("COMMIT").ok());
 
